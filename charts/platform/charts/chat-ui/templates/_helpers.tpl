@@ -1,0 +1,64 @@
+{{/* Names and labels of the chat-ui chart, defined once. */}}
+
+{{/* `<release>-chat-ui` (docs/interfaces.md). */}}
+{{- define "chat-ui.fullname" -}}
+{{ printf "%s-chat-ui" .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "chat-ui.selectorLabels" -}}
+app.kubernetes.io/name: chat-ui
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "chat-ui.labels" -}}
+{{ include "chat-ui.selectorLabels" . }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: llama-platform
+app.kubernetes.io/component: ui
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+
+{{- define "chat-ui.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{ include "chat-ui.fullname" . }}
+{{- else -}}
+{{ .Values.serviceAccount.name | default "default" }}
+{{- end -}}
+{{- end }}
+
+{{/* The image reference: global.image.registry replaces the registry; a digest wins over the tag. */}}
+{{- define "chat-ui.image" -}}
+{{- $repo := .Values.image.repository -}}
+{{- $registry := .Values.global.image.registry | default "" -}}
+{{- if $registry -}}
+{{- $parts := splitList "/" $repo -}}
+{{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts))) -}}
+{{- $repo = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{ printf "%s@%s" $repo .Values.image.digest }}
+{{- else -}}
+{{ printf "%s:%s" $repo .Values.image.tag }}
+{{- end -}}
+{{- end }}
+
+{{/* chat-api's in-cluster URL that nginx proxies to. */}}
+{{- define "chat-ui.apiUpstream" -}}
+{{ .Values.apiProxy.upstream | default (printf "http://%s-chat-api:8080" .Release.Name) | trimSuffix "/" }}
+{{- end }}
+
+{{/* CSP connect-src: the page's own origin, plus the API's origin when it is elsewhere. */}}
+{{- define "chat-ui.connectSrc" -}}
+{{- $origin := regexFind "^https?://[^/]+" .Values.config.apiBaseUrl -}}
+{{ trim (printf "'self' %s" $origin) }}
+{{- end }}
+
+{{/* The runtime config the page reads at start (docs/interfaces.md). */}}
+{{- define "chat-ui.configJson" -}}
+{{- $config := dict "apiBaseUrl" (trimSuffix "/" .Values.config.apiBaseUrl) "title" .Values.config.title -}}
+{{- if .Values.config.apiKey }}{{ $_ := set $config "apiKey" .Values.config.apiKey }}{{ end -}}
+{{ toPrettyJson $config }}
+{{- end }}

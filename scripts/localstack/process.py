@@ -1,0 +1,169 @@
+"""Processes of the local stack: started with a log file, recorded by PID, stopped by PID.
+
+Shared by `make up` (scripts.localstack) and the test fixtures (tests/fixtures), so the tests
+start vLLM, chat-api, the UI server and Prometheus exactly the way a user's `make up` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class StartupError(RuntimeError):
+    """A process exited or did not become ready in time; the message names it and its log."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel says is free right now on `host` (loopback by default)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log written)"
+
+
+@dataclass
+class ManagedProcess:
+    """One child process in its own process group, its log on disk."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path = REPO_ROOT
+    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None, f"{self.name} was not started"
+        return self.popen.pid
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        # Its own session: stopping the group also stops whatever the process forked
+        # (vLLM's engine core, uvicorn workers), and a Ctrl-C in the terminal does not reach it.
+        self.popen = subprocess.Popen(
+            list(self.argv),
+            cwd=self.cwd,
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_ready(
+        self,
+        probe: Callable[[], bool],
+        timeout: float,
+        on_wait: Callable[[float], None] | None = None,
+        interval: float = 0.5,
+    ) -> None:
+        """Poll `probe` until it is true; fail fast if the process dies, with its log's tail."""
+        started = time.monotonic()
+        while True:
+            if not self.alive():
+                code = self.popen.returncode if self.popen else None
+                raise StartupError(
+                    f"{self.name} exited with status {code} before it was ready; "
+                    f"last lines of {self.log_path}:\n{tail(self.log_path)}"
+                )
+            if probe():
+                return
+            waited = time.monotonic() - started
+            if waited > timeout:
+                raise StartupError(
+                    f"{self.name} was not ready after {timeout:.0f} s; "
+                    f"last lines of {self.log_path}:\n{tail(self.log_path)}"
+                )
+            if on_wait is not None:
+                on_wait(waited)
+            time.sleep(interval)
+
+    def stop(self, grace: float = 15.0) -> None:
+        if self.popen is None:
+            return
+        stop_pid(self.popen.pid, grace)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=1)
+
+
+def http_ok(url: str, timeout: float = 2.0) -> Callable[[], bool]:
+    """A readiness probe: true once `url` answers 200."""
+
+    def probe() -> bool:
+        try:
+            return httpx.get(url, timeout=timeout).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return probe
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_pid(pid: int, grace: float = 15.0) -> None:
+    """SIGTERM the process group led by `pid`, then SIGKILL it after `grace` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            if not pid_alive(pid) and not _group_alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

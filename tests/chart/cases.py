@@ -1,0 +1,63 @@
+"""The values cases every chart test renders: each environment file in values/, each scenario in
+charts/platform/ci/, and the chart's own defaults. Each renders once per session (cached)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from scripts import chart
+
+ENV_VALUES_DIR = chart.REPO / "values"
+SCENARIO_DIR = chart.UMBRELLA / "ci"
+RELEASE = "llama"
+NAMESPACE = "llama"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One `helm template` invocation: a name and the `-f` files, in order."""
+
+    name: str
+    files: tuple[Path, ...]
+
+
+def env_values_files() -> list[Path]:
+    return sorted(ENV_VALUES_DIR.glob("*.yaml"))
+
+
+def scenario_files() -> list[Path]:
+    return sorted(SCENARIO_DIR.glob("*.yaml"))
+
+
+def all_cases() -> list[Case]:
+    cases = [Case("defaults", ())]
+    cases += [Case(f"values/{p.name}", (p,)) for p in env_values_files()]
+    cases += [Case(f"ci/{p.name}", (p,)) for p in scenario_files()]
+    return cases
+
+
+@cache
+def _render_cached(files: tuple[Path, ...]) -> tuple[dict[str, Any], ...]:
+    return tuple(chart.render(files, release=RELEASE, namespace=NAMESPACE))
+
+
+def rendered(case: Case) -> list[dict[str, Any]]:
+    """The manifests of a case (rendered once per session, then served from the cache)."""
+    return list(_render_cached(case.files))
+
+
+def render_with(files: tuple[Path, ...] | list[Path], extra_values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Render with a `--set`-like layer on top; raises chart.ChartError with Helm's message."""
+    return chart.render(list(files), release=RELEASE, namespace=NAMESPACE, extra_values=extra_values)
+
+
+def find(manifests: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one manifest of `kind` (and `name`), or an AssertionError listing what is there."""
+    hits = [m for m in manifests if m.get("kind") == kind and (name is None or m["metadata"]["name"] == name)]
+    assert len(hits) == 1, (
+        f"expected one {kind} {name or ''}, got {[(m['kind'], m['metadata']['name']) for m in manifests]}"
+    )
+    return hits[0]

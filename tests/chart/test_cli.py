@@ -1,0 +1,53 @@
+"""`python -m scripts.chart template|lint`: what `make template` and `make lint` run."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from scripts import chart
+from tests.chart import cases
+
+pytestmark = pytest.mark.chart
+
+
+def test_template_prints_every_manifest_with_its_source(capsys: pytest.CaptureFixture[str]) -> None:
+    t4 = str(cases.ENV_VALUES_DIR / "aws-t4.yaml")
+    assert chart.main(["template", "--values", t4, "--release", "demo", "--namespace", "ai"]) == 0
+    out = capsys.readouterr().out
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    assert ("Deployment", "demo-vllm") in {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert "# Source: platform/charts/vllm-llama/templates/deployment.yaml" in out
+    assert all(d["metadata"].get("namespace", "ai") == "ai" for d in docs)
+
+
+def test_template_merges_several_values_files_in_order(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    override = tmp_path / "short-context.yaml"
+    override.write_text("vllm-llama:\n  vllm:\n    maxModelLen: 4096\n")
+    t4 = str(cases.ENV_VALUES_DIR / "aws-t4.yaml")
+    assert chart.main(["template", "-f", t4, "-f", str(override)]) == 0
+    deployment = next(
+        d
+        for d in yaml.safe_load_all(capsys.readouterr().out)
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "llama-vllm"
+    )
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--max-model-len") + 1] == "4096"
+    assert args[args.index("--dtype") + 1] == "half", (
+        "keys the second file leaves alone keep the first's value"
+    )
+
+
+def test_template_exits_non_zero_with_helms_message_on_bad_values(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("vllm-llama:\n  vllm:\n    dtype: bfloat16\n")
+    assert chart.main(["template", "-f", str(cases.ENV_VALUES_DIR / "aws-t4.yaml"), "-f", str(bad)]) == 1
+    assert "set vllm-llama.vllm.dtype: half" in capsys.readouterr().err
+
+
+def test_lint_command_lints_every_chart_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    code = chart.main(["lint"])
+    out = capsys.readouterr().out
+    for path in chart.chart_dirs():
+        assert str(path.relative_to(chart.REPO)) in out
+    assert code == (1 if "FAIL" in out else 0)

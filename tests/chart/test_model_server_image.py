@@ -1,0 +1,40 @@
+"""services/model-server/Dockerfile: hadolint clean, on the same pinned vLLM tag as the chart's
+default image, and the Hugging Face token only ever as a BuildKit secret."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from scripts import chart
+
+pytestmark = pytest.mark.chart
+
+DOCKERFILE = chart.REPO / "services" / "model-server" / "Dockerfile"
+HADOLINT = chart.REPO / ".venv" / "bin" / "hadolint"
+
+
+def test_model_server_dockerfile_is_hadolint_clean() -> None:
+    if not HADOLINT.exists():
+        pytest.skip(f"hadolint is not installed at {HADOLINT}: run `make deps`")
+    proc = subprocess.run([str(HADOLINT), str(DOCKERFILE)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_model_server_builds_on_the_vllm_tag_the_chart_pins() -> None:
+    (base,) = re.findall(r"^FROM\s+(\S+)", DOCKERFILE.read_text(), flags=re.MULTILINE)
+    image = yaml.safe_load((chart.UMBRELLA / "charts" / "vllm-llama" / "values.yaml").read_text())["image"]
+    assert base == f"{image['repository']}:{image['tag']}"
+    assert not base.endswith(":latest")
+
+
+def test_model_server_takes_the_token_only_as_a_build_secret() -> None:
+    text = DOCKERFILE.read_text()
+    assert "--mount=type=secret,id=hf_token" in text
+    declared = re.findall(r"^(?:ARG|ENV)\s+.*$", text, flags=re.MULTILINE)
+    assert not [line for line in declared if "TOKEN" in line.upper()], (
+        "a token in ARG/ENV ends up in the image"
+    )

@@ -1,0 +1,113 @@
+"""The `cluster` tier: `helm install` of charts/platform with values/local-cpu.yaml into the cluster
+that KUBECONFIG names (kind, k3d, minikube, or the AWS cluster), then readiness and `helm test`.
+
+It needs a real `helm` binary (pyhelm3 drives it) and a cluster that answers; otherwise it is
+skipped with the reason, after a quick check rather than a long hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import string
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts import chart
+
+pytestmark = pytest.mark.cluster
+
+RELEASE = "llama"
+VALUES = chart.REPO / "values" / "local-cpu.yaml"
+# Image pull (the vLLM CPU image is about 2 GB), weights download and load on a laptop.
+READY_TIMEOUT_S = 20 * 60
+PROBE_TIMEOUT_S = 5
+
+
+def _kubeconfig() -> Path | None:
+    default = str(Path.home() / ".kube" / "config")
+    for candidate in [*os.environ.get("KUBECONFIG", "").split(os.pathsep), default]:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="module")
+def reachable_kubeconfig() -> Iterator[Path]:
+    """The kubeconfig of a cluster that answers /version within a few seconds, else a skip."""
+    if shutil.which("helm") is None:
+        pytest.skip("no `helm` binary on PATH: the cluster tier installs with the real helm CLI (pyhelm3)")
+    path = _kubeconfig()
+    if path is None:
+        pytest.skip("no cluster: KUBECONFIG is unset and ~/.kube/config does not exist")
+    from pykube import HTTPClient, KubeConfig
+
+    try:
+        client = HTTPClient(KubeConfig.from_file(str(path)), timeout=PROBE_TIMEOUT_S)
+        response = client.get(url="/version", version="")
+        response.raise_for_status()
+    except Exception as exc:  # any failure to connect means: no cluster to test against
+        pytest.skip(
+            f"the cluster in {path} does not answer within {PROBE_TIMEOUT_S}s: {type(exc).__name__}: {exc}"
+        )
+    # pytest-helm-charts' kube_cluster fixture reads KUBECONFIG.
+    os.environ.setdefault("KUBECONFIG", str(path))
+    yield path
+
+
+@pytest.fixture(scope="module")
+def namespace(reachable_kubeconfig: Path, namespace_factory) -> str:
+    name = "llama-test-" + "".join(random.choices(string.ascii_lowercase, k=5))
+    namespace_factory(name)
+    return name
+
+
+async def test_local_cpu_release_installs_becomes_ready_and_passes_helm_test(
+    reachable_kubeconfig: Path, kube_cluster, namespace: str
+) -> None:
+    from pyhelm3 import Client
+    from pytest_helm_charts.k8s.deployment import wait_for_deployments_to_run
+
+    helm = Client(kubeconfig=reachable_kubeconfig, default_timeout=f"{READY_TIMEOUT_S}s")
+    platform = await helm.get_chart(chart.UMBRELLA)
+    values = chart.merged_values([VALUES])
+    try:
+        revision = await helm.install_or_upgrade_release(
+            RELEASE, platform, values, namespace=namespace, wait=True, timeout=f"{READY_TIMEOUT_S}s"
+        )
+        assert revision.status.value == "deployed"
+        await asyncio.to_thread(
+            wait_for_deployments_to_run,
+            kube_cluster.kube_client,
+            [f"{RELEASE}-vllm"],
+            namespace,
+            timeout_sec=READY_TIMEOUT_S,
+        )
+        test = await asyncio.to_thread(
+            subprocess.run,
+            [
+                "helm",
+                "test",
+                RELEASE,
+                "--namespace",
+                namespace,
+                "--logs",
+                "--timeout",
+                "5m",
+                "--kubeconfig",
+                str(reachable_kubeconfig),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert test.returncode == 0, test.stdout + test.stderr
+        assert "one-token completion: ok" in test.stdout
+    finally:
+        await helm.uninstall_release(RELEASE, namespace=namespace, wait=True)
