@@ -54,7 +54,7 @@ lint: deps ## Lint Python, YAML, charts, shell, Dockerfiles and Terraform
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/yamllint -s values charts/platform/ci tests/chart/checkov-skips.yaml
 	$(PY) -m scripts.chart lint
-	shellcheck $$(git ls-files '*.sh') .ci/run
+	shellcheck -x $$(git ls-files '*.sh') .ci/run
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 	terraform -chdir=terraform fmt -check -recursive
 
@@ -65,7 +65,7 @@ bench: deps-local ## Load-test vLLM direct and through chat-api side by side (wr
 	$(PY) -m scripts.bench --side-by-side --out build/bench
 
 ##@ AWS cluster
-cluster: deps ## Terraform apply + kubeadm bootstrap + kubeconfig + doctor
+cluster: deps ## Terraform apply + kubeadm bootstrap + kubeconfig + doctor (SSH_KEY=path, AUTO_APPROVE=1)
 	$(PY) -m node_bootstrap cluster
 
 bootstrap: deps ## Re-run the node bootstrap (idempotent) against the existing machines

@@ -1,0 +1,219 @@
+"""Checks of a bootstrapped cluster; each failure comes with the command that fixes it.
+
+The GPU checks go through NVML on the node (`nvidia-smi` is NVML's command-line front end):
+driver version, compute capability and memory, then the containerd runtime and, once the
+platform chart is installed, `nvidia.com/gpu` allocatable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from .cluster import Cluster, ensure_known_hosts
+from .errors import BootstrapError
+from .inventory import Node
+
+NVIDIA_SMI_QUERY = (
+    "nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader,nounits"
+)
+MIN_COMPUTE_CAPABILITY = 7.5  # T4; vLLM's half-precision kernels need sm75+
+MIN_GPU_MEMORY_MIB = 15000  # a T4 reports 15360 MiB
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    name: str
+    driver: str
+    compute_capability: float
+    memory_mib: int
+
+
+def parse_nvidia_smi(output: str) -> list[GpuInfo]:
+    """One GpuInfo per line of NVIDIA_SMI_QUERY's CSV output."""
+    gpus = []
+    for line in output.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 4:
+            raise ValueError(f"unexpected nvidia-smi line: {line!r}")
+        gpus.append(GpuInfo(parts[0], parts[1], float(parts[2]), int(float(parts[3]))))
+    return gpus
+
+
+def gpu_checks(node: str, gpus: list[GpuInfo]) -> list[Check]:
+    if not gpus:
+        return [Check(f"{node}: GPU visible", "fail", "nvidia-smi lists no GPU", "use a GPU instance type")]
+    checks = []
+    for i, gpu in enumerate(gpus):
+        label = f"{node}: GPU {i} {gpu.name}"
+        checks.append(Check(f"{label} driver", "ok", f"driver {gpu.driver} answers through NVML"))
+        cc_ok = gpu.compute_capability >= MIN_COMPUTE_CAPABILITY
+        checks.append(
+            Check(
+                f"{label} compute capability",
+                "ok" if cc_ok else "fail",
+                f"{gpu.compute_capability:.1f} (needs >= {MIN_COMPUTE_CAPABILITY})",
+                "" if cc_ok else "use g4dn (T4, 7.5) or g5 (A10G, 8.6) instances",
+            )
+        )
+        mem_ok = gpu.memory_mib >= MIN_GPU_MEMORY_MIB
+        checks.append(
+            Check(
+                f"{label} memory",
+                "ok" if mem_ok else "fail",
+                f"{gpu.memory_mib} MiB (needs >= {MIN_GPU_MEMORY_MIB} for Llama 3.2 3B in fp16)",
+                "" if mem_ok else "pick a GPU with at least 16 GB (T4, A10G, L4)",
+            )
+        )
+    return checks
+
+
+class Doctor:
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.inventory = cluster.inventory
+
+    def run(self) -> list[Check]:
+        checks: list[Check] = []
+        known_hosts = ensure_known_hosts(self.cluster.settings, self.inventory)
+        for node in self.inventory.nodes:
+            session = self.cluster.session_for(node, known_hosts)
+            try:
+                session.connect()
+            except BootstrapError as error:
+                reason, _, fix = str(error).partition(" Fix: ")
+                checks.append(Check(f"{node.name}: SSH", "fail", reason, fix))
+                continue
+            self.cluster.sessions[node.name] = session
+            checks.append(Check(f"{node.name}: SSH", "ok", f"{session.target}, host key verified"))
+        if self.inventory.control_plane.name not in self.cluster.sessions:
+            return checks
+        nodes = self.cluster.kubectl_json("get", "nodes", check=False)
+        if nodes is None:
+            checks.append(
+                Check("API server", "fail", "kubectl get nodes failed on the control plane", "make bootstrap")
+            )
+            return checks
+        by_name = {item["metadata"]["name"]: item for item in nodes["items"]}
+        for node in self.inventory.nodes:
+            checks.append(self.node_ready(node, by_name.get(node.name)))
+        checks.append(self.calico())
+        for node in self.inventory.gpu_nodes:
+            checks += self.gpu_node(node, by_name.get(node.name))
+        return checks
+
+    def node_ready(self, node: Node, item: dict | None) -> Check:
+        if item is None:
+            return Check(f"{node.name}: registered", "fail", "not in `kubectl get nodes`", "make bootstrap")
+        conditions = {c["type"]: c for c in item.get("status", {}).get("conditions", [])}
+        ready = conditions.get("Ready", {})
+        if ready.get("status") == "True":
+            return Check(f"{node.name}: Ready", "ok", "kubelet reports Ready")
+        return Check(
+            f"{node.name}: Ready",
+            "fail",
+            f"Ready={ready.get('status', '?')}: {ready.get('message', '')}",
+            f"ssh to {node.public_ip}: sudo journalctl -u kubelet -n 100; then make bootstrap",
+        )
+
+    def calico(self) -> Check:
+        status = self.cluster.kubectl_json("get", "tigerastatus", "calico", check=False)
+        conditions = {c["type"]: c["status"] for c in (status or {}).get("status", {}).get("conditions", [])}
+        if conditions.get("Available") == "True":
+            return Check("Calico", "ok", "tigerastatus calico Available")
+        return Check(
+            "Calico",
+            "fail",
+            f"tigerastatus calico: {conditions or 'absent'}",
+            "kubectl -n calico-system get pods; kubectl -n tigera-operator logs deploy/tigera-operator;"
+            " then make bootstrap",
+        )
+
+    def gpu_node(self, node: Node, item: dict | None) -> list[Check]:
+        session = self.cluster.sessions.get(node.name)
+        if session is None:
+            return []
+        checks = []
+        smi = session.run(NVIDIA_SMI_QUERY, check=False, timeout=60)
+        if smi.code != 0:
+            lines = (smi.stdout + smi.stderr).strip().splitlines()
+            checks.append(
+                Check(
+                    f"{node.name}: NVIDIA driver",
+                    "fail",
+                    lines[-1] if lines else "nvidia-smi failed",
+                    "make bootstrap (installs the driver; reboots the node when the kernel needs it)",
+                )
+            )
+        else:
+            checks += gpu_checks(node.name, parse_nvidia_smi(smi.stdout))
+        runtime = session.run("containerd config dump", check=False, timeout=60)
+        has_runtime = runtime.code == 0 and "runtimes.nvidia]" in runtime.stdout
+        checks.append(
+            Check(
+                f"{node.name}: containerd runtime nvidia",
+                "ok" if has_runtime else "fail",
+                "configured" if has_runtime else "no nvidia runtime in containerd: the node shows 0 GPUs",
+                "" if has_runtime else "make bootstrap (nvidia-ctk runtime configure, restarts containerd)",
+            )
+        )
+        labels = (item or {}).get("metadata", {}).get("labels", {})
+        taints = (item or {}).get("spec", {}).get("taints") or []
+        placed = labels.get("nvidia.com/gpu.present") == "true" and any(
+            t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule" for t in taints
+        )
+        checks.append(
+            Check(
+                f"{node.name}: GPU label and taint",
+                "ok" if placed else "fail",
+                "nvidia.com/gpu.present=true, nvidia.com/gpu=present:NoSchedule" if placed else "missing",
+                "" if placed else "make bootstrap (labels and taints GPU nodes)",
+            )
+        )
+        allocatable = (item or {}).get("status", {}).get("allocatable", {}).get("nvidia.com/gpu", "0")
+        if int(allocatable) > 0:
+            checks.append(Check(f"{node.name}: nvidia.com/gpu allocatable", "ok", allocatable))
+        else:
+            plugin = self.cluster.kubectl_json(
+                "get", "daemonsets", "-A", "-l", "app.kubernetes.io/component=gpu-device-plugin", check=False
+            )
+            installed = bool(plugin and plugin.get("items"))
+            checks.append(
+                Check(
+                    f"{node.name}: nvidia.com/gpu allocatable",
+                    "fail" if installed else "warn",
+                    "0 although the device plugin runs" if installed else "0: no device plugin installed yet",
+                    "kubectl -n NAMESPACE logs ds/RELEASE-nvidia-device-plugin; see the runtime check"
+                    if installed
+                    else "helm install llama ./charts/platform -f values/aws-t4.yaml",
+                )
+            )
+        return checks
+
+
+def print_checks(checks: list[Check], console: Console) -> None:
+    table = Table(title="node-bootstrap doctor")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    table.add_column("fix", overflow="fold")
+    colours = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+    for check in checks:
+        table.add_row(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail, check.fix)
+    console.print(table)
+    # The failures once more as plain lines: whole sentences to copy, also in a narrow CI log.
+    for check in checks:
+        if check.status == "fail":
+            console.print(
+                f"FAIL {check.name}: {check.detail}\n  fix: {check.fix}", markup=False, highlight=False
+            )

@@ -1,0 +1,56 @@
+"""The rendered node configs (kubeadm, containerd, Calico) from templates/*.j2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+from . import TEMPLATES_DIR
+from .inventory import Inventory, Node
+from .settings import Settings
+
+# YAML and TOML, never HTML: HTML autoescaping would corrupt quotes. StrictUndefined turns a
+# missing value into an error instead of an empty string in a config.
+_ENV = jinja2.Environment(  # noqa: S701
+    loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def render(template: str, **values: Any) -> str:
+    return _ENV.get_template(template).render(**values)
+
+
+def kubeadm_init_config(settings: Settings, inventory: Inventory) -> str:
+    node = inventory.control_plane
+    sans = list(dict.fromkeys([node.public_ip, node.private_ip, node.name, "localhost", "127.0.0.1"]))
+    return render(
+        "kubeadm-init.yaml.j2",
+        node=node,
+        cluster_name=inventory.cluster_name,
+        kubernetes_version=inventory.kubernetes_version,
+        pod_subnet=settings.pod_subnet,
+        service_subnet=settings.service_subnet,
+        cert_sans=sans,
+    )
+
+
+def kubeadm_join_config(node: Node, api_endpoint: str, token: str, ca_cert_hash: str) -> str:
+    return render(
+        "kubeadm-join.yaml.j2", node=node, api_endpoint=api_endpoint, token=token, ca_cert_hash=ca_cert_hash
+    )
+
+
+def containerd_config(settings: Settings) -> str:
+    return render("containerd-config.toml.j2", sandbox_image=settings.sandbox_image)
+
+
+def calico_installation(settings: Settings) -> str:
+    return render(
+        "calico-installation.yaml.j2",
+        calico_version=settings.calico_version,
+        mtu=settings.calico_mtu,
+        pod_subnet=settings.pod_subnet,
+    )

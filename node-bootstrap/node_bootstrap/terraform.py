@@ -1,0 +1,97 @@
+"""terraform init/apply/output/destroy for `make cluster` and `make destroy`, with preflight checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .errors import PreflightError
+from .settings import Settings
+
+
+def require_terraform() -> str:
+    path = shutil.which("terraform")
+    if path is None:
+        raise PreflightError(
+            "terraform is not installed or not on PATH. Fix: install Terraform >= 1.5 "
+            "(https://developer.hashicorp.com/terraform/install), then re-run."
+        )
+    return path
+
+
+def require_aws_credentials() -> None:
+    import boto3
+
+    session = boto3.Session()
+    if session.get_credentials() is None:
+        raise PreflightError(
+            "no AWS credentials found. Fix: `aws configure` or `aws sso login --profile NAME` and "
+            "export AWS_PROFILE=NAME (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), then re-run."
+        )
+
+
+def require_tfvars(settings: Settings) -> Path:
+    tfvars = settings.tf_dir / "terraform.tfvars"
+    if not tfvars.is_file():
+        raise PreflightError(
+            f"{tfvars} does not exist. Fix: cp {tfvars}.example {tfvars} and set region, "
+            "admin_cidrs (your address /32) and ssh_public_key."
+        )
+    return tfvars
+
+
+def require_ssh_key(settings: Settings) -> None:
+    key = settings.ssh_key
+    if not key.is_file():
+        raise PreflightError(
+            f"SSH private key {key} does not exist. Fix: ssh-keygen -t ed25519 -f {key}, put the "
+            f"contents of {key}.pub into ssh_public_key in terraform/terraform.tfvars, or set SSH_KEY=PATH."
+        )
+    if key.stat().st_mode & 0o077:
+        raise PreflightError(f"SSH private key {key} is readable by others. Fix: chmod 600 {key}")
+    tfvars = settings.tf_dir / "terraform.tfvars"
+    pub = key.with_name(key.name + ".pub")
+    if tfvars.is_file() and pub.is_file():
+        wanted = pub.read_text().split()[:2]
+        match = re.search(r'ssh_public_key\s*=\s*"([^"]+)"', tfvars.read_text())
+        if match and match.group(1).split()[:2] != wanted:
+            raise PreflightError(
+                f"ssh_public_key in {tfvars} is not the public half of {key} ({pub}). "
+                "Fix: paste the contents of that .pub file, or set SSH_KEY to the matching private key."
+            )
+
+
+def _terraform(settings: Settings, *args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    argv = [require_terraform(), f"-chdir={settings.tf_dir}", *args]
+    return subprocess.run(argv, check=False, text=True, capture_output=capture, env=os.environ.copy())
+
+
+def apply(settings: Settings) -> None:
+    require_tfvars(settings)
+    if _terraform(settings, "init", "-input=false").returncode != 0:
+        raise PreflightError("terraform init failed (its output is above)")
+    args = ["apply", "-input=true"] + (["-auto-approve"] if settings.auto_approve else [])
+    if _terraform(settings, *args).returncode != 0:
+        raise PreflightError("terraform apply failed or was declined (its output is above)")
+
+
+def inventory_output(settings: Settings) -> dict[str, Any]:
+    result = _terraform(settings, "output", "-json", "inventory", capture=True)
+    if result.returncode != 0:
+        raise PreflightError(
+            "terraform has no `inventory` output: the cluster does not exist yet. Fix: make cluster "
+            f"(terraform said: {result.stderr.strip().splitlines()[-1:] or ['nothing']})"
+        )
+    return json.loads(result.stdout)
+
+
+def destroy(settings: Settings) -> None:
+    require_tfvars(settings)
+    args = ["destroy", "-input=true"] + (["-auto-approve"] if settings.auto_approve else [])
+    if _terraform(settings, *args).returncode != 0:
+        raise PreflightError("terraform destroy failed or was declined (its output is above)")

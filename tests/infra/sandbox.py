@@ -1,0 +1,356 @@
+"""Three sandboxed "EC2 nodes" on this machine: real OpenSSH servers in network namespaces.
+
+Each node is
+  - a network namespace with its own address on a bridge (10.250.0.0/24 exists only inside the
+    namespaces created here; the host's own namespace gets no interface or address),
+  - a private mount namespace whose root is an overlay of this machine's / with a per-node
+    upper directory, entered with chroot: the node scripts really write /etc/fstab,
+    /etc/modules-load.d, /etc/sysctl.d, apt sources, containerd config and run real apt-get and
+    dpkg, and all of it lands in that node's upper directory, never on this machine,
+  - an sshd (Debian openssh-server) with its own host key, listening on the node's address,
+  - the test doubles (tests/infra/node_doubles) for the kernel and init (modprobe, sysctl,
+    swapon/swapoff, systemctl, mount) in /usr/local/sbin, and double apt repositories
+    (apt_doubles.py) for kubeadm/kubelet/kubectl, containerd, the NVIDIA driver and toolkit.
+The orchestrator runs in a fourth namespace ("admin") on the same bridge, like a laptop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.localstack.process import ManagedProcess, stop_pid
+
+from .apt_doubles import build_repositories
+
+HERE = Path(__file__).resolve().parent
+SUBNET = "10.250.0"
+KERNEL_DOUBLES = [
+    "cloud-init",
+    "modprobe",
+    "sysctl",
+    "swapon",
+    "swapoff",
+    "systemctl",
+    "mount",
+    "mountpoint",
+    "lsblk",
+]
+DOUBLE_APT_SOURCES = {
+    "NB_K8S_APT_SOURCE": "deb [trusted=yes] file:/srv/apt-doubles/k8s ./",
+    "NB_NVIDIA_APT_SOURCE": "deb [trusted=yes] file:/srv/apt-doubles/nvidia ./",
+    # The double repositories need no key: declared [trusted=yes] above.
+    "NB_K8S_APT_KEY_URL": "",
+    "NB_NVIDIA_APT_KEY_URL": "",
+}
+
+
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), check=check, capture_output=True, text=True)
+
+
+def namespaces_available() -> str | None:
+    """None when this machine can create network namespaces and overlays, else the reason."""
+    if os.geteuid() != 0:
+        return "needs root (ip netns, mount namespaces, overlayfs, chroot)"
+    for tool in ("ip", "unshare", "chroot", "/usr/sbin/sshd", "ssh-keygen", "dpkg-deb", "sudo"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install openssh-server iproute2 sudo)"
+    probe = f"nbprobe{os.getpid()}"
+    result = sh("ip", "netns", "add", probe, check=False)
+    if result.returncode != 0:
+        return f"ip netns add failed: {result.stderr.strip()}"
+    sh("ip", "netns", "del", probe, check=False)
+    return None
+
+
+@dataclass
+class SandboxNode:
+    name: str
+    role: str
+    address: str
+    netns: str
+    dir: Path
+    host_public_key: str = ""
+    sshd: ManagedProcess | None = None
+
+    @property
+    def upper(self) -> Path:
+        return self.dir / "upper"
+
+    def inventory_entry(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "public_ip": self.address,
+            "private_ip": self.address,
+            "instance_id": f"i-{abs(hash(self.name)) % 16**17:017x}",
+            "instance_type": "g4dn.xlarge" if self.role == "gpu-worker" else "t3.medium",
+        }
+
+
+@dataclass
+class Lab:
+    """The bridge, the admin namespace and the nodes; everything removed by `close()`."""
+
+    workdir: Path
+    prefix: str = field(default_factory=lambda: f"nb{os.getpid() % 100000}")
+    nodes: list[SandboxNode] = field(default_factory=list)
+    client_key: Path = field(init=False)
+    shared: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.client_key = self.workdir / "id_ed25519"
+        self.shared = self.workdir / "cluster-double"
+        self.shared.mkdir(exist_ok=True)
+        self._netns: list[str] = []
+
+    @property
+    def lan(self) -> str:
+        return f"{self.prefix}-lan"
+
+    @property
+    def admin(self) -> str:
+        return f"{self.prefix}-admin"
+
+    # -- network ----------------------------------------------------------------------------
+    def _add_netns(self, name: str) -> None:
+        sh("ip", "netns", "add", name)
+        self._netns.append(name)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+
+    def _plug(self, netns: str, index: int, address: str) -> None:
+        """A veth from the bridge (in the lan namespace) to eth0 in `netns`."""
+        port = f"p{index}"
+        sh("ip", "-n", self.lan, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns)
+        sh("ip", "-n", self.lan, "link", "set", port, "master", "br0", "up")
+        sh("ip", "-n", netns, "addr", "add", f"{address}/24", "dev", "eth0")
+        sh("ip", "-n", netns, "link", "set", "eth0", "up")
+
+    def build_network(self) -> None:
+        self._add_netns(self.lan)
+        sh("ip", "-n", self.lan, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", self.lan, "link", "set", "br0", "up")
+        self._add_netns(self.admin)
+        self._plug(self.admin, 1, f"{SUBNET}.1")
+
+    # -- nodes --------------------------------------------------------------------------------
+    def add_node(self, name: str, role: str, host_octet: int, apt_root: Path) -> SandboxNode:
+        node = SandboxNode(
+            name, role, f"{SUBNET}.{host_octet}", f"{self.prefix}-{host_octet}", self.workdir / name
+        )
+        for sub in ("upper", "work", "merged"):
+            (node.dir / sub).mkdir(parents=True, exist_ok=True)
+        self._add_netns(node.netns)
+        self._plug(node.netns, host_octet, node.address)
+        self._prepare_root(node, apt_root)
+        self.nodes.append(node)
+        return node
+
+    def _prepare_root(self, node: SandboxNode, apt_root: Path) -> None:
+        """Files the node image has before boot, written into its upper directory."""
+        up = node.upper
+        for sub in (
+            "etc/ssh",
+            "srv/node-doubles",
+            "srv/cluster-double",
+            "usr/local/sbin",
+            "var/lib/node-doubles",
+        ):
+            (up / sub).mkdir(parents=True, exist_ok=True)
+        key = up / "etc/ssh/nb_host_ed25519_key"
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{node.name}", "-f", str(key))
+        node.host_public_key = " ".join(key.with_suffix(".pub").read_text().split()[:2])
+        (up / "etc/ssh/sshd_config_nb").write_text(
+            textwrap.dedent(f"""\
+                ListenAddress {node.address}
+                Port 22
+                HostKey /etc/ssh/nb_host_ed25519_key
+                PidFile /run/sshd-nb.pid
+                UsePAM no
+                PasswordAuthentication no
+                KbdInteractiveAuthentication no
+                PermitRootLogin no
+                AuthorizedKeysFile .ssh/authorized_keys
+                Subsystem sftp internal-sftp
+                LogLevel VERBOSE
+                """)
+        )
+        (up / "etc/node-double-name").write_text(node.name + "\n")
+        shutil.copy(HERE / "node_doubles" / "double.py", up / "srv/node-doubles/double.py")
+        for command in KERNEL_DOUBLES:
+            wrapper = up / "usr/local/sbin" / command
+            wrapper.write_text(
+                f"#!/bin/sh\n# TEST DOUBLE of {command}: the kernel and init belong to the test machine.\n"
+                f'exec /usr/bin/python3 /srv/node-doubles/double.py {command} "$@"\n'
+            )
+            wrapper.chmod(0o755)
+        # An Ubuntu cloud image boots with a swap file in fstab; here it is active too.
+        (up / "var/lib/node-doubles/swap.json").write_text(json.dumps(["/swap.img"]))
+        shutil.copytree(apt_root, up / "srv/apt-doubles")
+        if node.role == "gpu-worker":
+            # The g4dn NVMe instance store: a sparse file that mkfs.ext4 and blkid really work on.
+            with (up / "srv/instance-store.img").open("wb") as image:
+                image.truncate(64 * 1024 * 1024)
+        public = self.client_key.with_suffix(".pub").read_text()
+        (up / "srv/node-setup.sh").write_text(
+            textwrap.dedent(f"""\
+                set -eu
+                id ubuntu >/dev/null 2>&1 || useradd -m -s /bin/bash ubuntu
+                usermod -p '*' ubuntu  # no password, but not locked (sshd refuses locked accounts)
+                install -d -m 0700 -o ubuntu -g ubuntu /home/ubuntu/.ssh
+                printf '%s' '{public.strip()}' > /home/ubuntu/.ssh/authorized_keys
+                chown ubuntu:ubuntu /home/ubuntu/.ssh/authorized_keys
+                chmod 0600 /home/ubuntu/.ssh/authorized_keys
+                echo 'ubuntu ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-cloud-init-users
+                chmod 0440 /etc/sudoers.d/90-cloud-init-users
+                grep -q '^/swap.img' /etc/fstab || echo '/swap.img none swap sw 0 0' >> /etc/fstab
+                rm -f /etc/apt/sources.list /etc/apt/sources.list.d/*
+                echo 'deb [trusted=yes] file:/srv/apt-doubles/ubuntu ./' \\
+                  > /etc/apt/sources.list.d/ubuntu-archive.list
+                chmod -R a+rX /srv/apt-doubles
+                mkdir -p /run/sshd /sys/module
+                exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config_nb
+                """)
+        )
+
+    def start_node(self, node: SandboxNode) -> None:
+        merged = node.dir / "merged"
+        boot = textwrap.dedent(f"""\
+            set -eu
+            mount -t overlay overlay -o lowerdir=/,upperdir={node.upper},workdir={node.dir / "work"} {merged}
+            mount --rbind /dev {merged}/dev
+            mount -t proc proc {merged}/proc
+            mount --bind {self.shared} {merged}/srv/cluster-double
+            mount -t tmpfs -o mode=0755 tmpfs {merged}/run
+            exec chroot {merged} /bin/sh /srv/node-setup.sh
+            """)
+        node.sshd = ManagedProcess(
+            name=f"sshd {node.name}",
+            argv=[
+                "ip",
+                "netns",
+                "exec",
+                node.netns,
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                boot,
+            ],
+            log_path=node.dir / "sshd.log",
+        ).start()
+
+    def wait_ssh(self, node: SandboxNode, timeout: float = 20.0) -> None:
+        probe = f"exec 3<>/dev/tcp/{node.address}/22 && head -c 4 <&3"
+        assert node.sshd is not None
+        node.sshd.wait_ready(
+            lambda: sh("ip", "netns", "exec", self.admin, "bash", "-c", probe, check=False).stdout == "SSH-",
+            timeout=timeout,
+        )
+
+    # -- files the orchestrator reads ---------------------------------------------------------
+    def write_client_key(self) -> None:
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "admin@laptop", "-f", str(self.client_key))
+
+    def known_hosts(self, path: Path, override: dict[str, str] | None = None) -> Path:
+        override = override or {}
+        path.write_text(
+            "".join(f"{n.address} {override.get(n.name, n.host_public_key)}\n" for n in self.nodes)
+        )
+        return path
+
+    def inventory(self, path: Path, extra_nodes: list[dict[str, str]] | None = None) -> Path:
+        path.write_text(
+            json.dumps(
+                {
+                    "cluster_name": "llama",
+                    "kubernetes_version": "v1.29.15",
+                    "region": "eu-west-1",
+                    "ssh_user": "ubuntu",
+                    "vpc_cidr": f"{SUBNET}.0/24",
+                    "nodes": [n.inventory_entry() for n in self.nodes] + (extra_nodes or []),
+                }
+            )
+        )
+        return path
+
+    def node_env(self, path: Path) -> Path:
+        path.write_text("".join(f"{k}={v}\n" for k, v in DOUBLE_APT_SOURCES.items()))
+        return path
+
+    def calls(self) -> list[dict]:
+        log = self.shared / "calls.log"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    def run_cli(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        """`python -m node_bootstrap ...` from the admin namespace, as a user would."""
+        repo = HERE.parents[1]
+        env = {**os.environ, "PYTHONPATH": str(repo / "node-bootstrap"), "COLUMNS": "200"}
+        return subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.admin,
+                str(repo / ".venv/bin/python"),
+                "-m",
+                "node_bootstrap",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=repo,
+            check=False,
+        )
+
+    def in_node(self, node: SandboxNode, *argv: str) -> subprocess.CompletedProcess[str]:
+        """Run a command inside a node's mount namespace and root (as if on its console)."""
+        assert node.sshd is not None
+        return sh("nsenter", "-t", str(node.sshd.pid), "-m", "-n", "chroot", str(node.dir / "merged"), *argv)
+
+    # -- teardown -------------------------------------------------------------------------------
+    def close(self) -> None:
+        for node in self.nodes:
+            if node.sshd is not None and node.sshd.popen is not None:
+                stop_pid(node.sshd.pid, grace=5)
+        for name in reversed(self._netns):
+            # Processes still inside (none expected) would keep a namespace alive: kill them by PID.
+            for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), 9)
+            sh("ip", "netns", "del", name, check=False)
+
+
+def build_lab(workdir: Path) -> Lab:
+    """Control plane, CPU worker and GPU worker, sshd running on each."""
+    lab = Lab(workdir)
+    try:
+        apt_root = build_repositories(workdir / "apt-doubles")
+        lab.write_client_key()
+        lab.build_network()
+        for name, role, octet in (
+            ("llama-cp-1", "control-plane", 10),
+            ("llama-worker-1", "worker", 11),
+            ("llama-gpu-1", "gpu-worker", 12),
+        ):
+            lab.add_node(name, role, octet, apt_root)
+        for node in lab.nodes:
+            lab.start_node(node)
+        for node in lab.nodes:
+            lab.wait_ssh(node)
+    except BaseException:
+        lab.close()
+        raise
+    return lab

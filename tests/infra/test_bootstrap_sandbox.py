@@ -1,0 +1,330 @@
+"""The orchestrator against three real OpenSSH servers standing for the EC2 nodes (sandbox.py).
+
+The node scripts run for real inside each node's overlay root (real apt-get/dpkg against the
+double repositories, real files in /etc); only kubeadm/kubectl/kubelet, containerd, the NVIDIA
+driver and toolkit, and the kernel/init commands are test doubles, and they record every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .conftest import cli_args
+from .sandbox import Lab, sh
+
+pytestmark = pytest.mark.integration
+
+STEP_LINE = re.compile(r"^\[(?P<node>[\w-]+)\] (?P<step>[\w-]+): (?P<status>done|unchanged|failed)", re.M)
+PREPARE_STEPS = [
+    "wait-for-cloud-init",
+    "disable-swap",
+    "load-kernel-modules",
+    "configure-kernel-networking",
+    "install-containerd",
+    "install-kubernetes-packages",
+]
+GPU_STEPS = ["install-nvidia-driver", "install-nvidia-container-toolkit", "prepare-model-cache-disk"]
+
+
+@dataclass
+class Run:
+    result: subprocess.CompletedProcess[str]
+    calls: list[dict]
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return self.result.stdout + self.result.stderr
+
+
+def run(lab: Lab, args: list[str]) -> Run:
+    before = len(lab.calls())
+    started = time.monotonic()
+    result = lab.run_cli(*args)
+    return Run(result, lab.calls()[before:], time.monotonic() - started)
+
+
+def upper_snapshot(lab: Lab) -> dict[str, str]:
+    """Content hash of every file the nodes changed (their overlay upper dirs), minus logs."""
+    snapshot = {}
+    for node in lab.nodes:
+        for path in sorted(node.upper.rglob("*")):
+            rel = path.relative_to(node.upper)
+            if rel.parts[:2] == ("var", "log") or path.is_dir() or path.is_symlink():
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "special"
+            snapshot[f"{node.name}:{rel}"] = digest
+    return snapshot
+
+
+@pytest.fixture(scope="module")
+def first_run(lab: Lab, cli_files: dict[str, Path]) -> Run:
+    return run(lab, cli_args(cli_files, "bootstrap"))
+
+
+@pytest.fixture(scope="module")
+def second_run(lab: Lab, cli_files: dict[str, Path], first_run: Run) -> tuple[Run, dict, dict]:
+    before = upper_snapshot(lab)
+    second = run(lab, cli_args(cli_files, "bootstrap"))
+    return second, before, upper_snapshot(lab)
+
+
+@pytest.fixture(scope="module")
+def doctor_run(lab: Lab, cli_files: dict[str, Path], second_run: tuple) -> Run:
+    return run(lab, cli_args(cli_files, "doctor"))
+
+
+def first_index(calls: list[dict], node: str, cmd: str, *argv_prefix: str) -> int:
+    for i, call in enumerate(calls):
+        if (
+            call["node"] == node
+            and call["cmd"] == cmd
+            and call["argv"][: len(argv_prefix)] == list(argv_prefix)
+        ):
+            return i
+    raise AssertionError(f"{node} never ran {cmd} {' '.join(argv_prefix)}")
+
+
+def dpkg_status(lab: Lab, node: str) -> dict[str, tuple[str, str]]:
+    upper = next(n.upper for n in lab.nodes if n.name == node)
+    text = (upper / "var/lib/dpkg/status").read_text()
+    status = {}
+    for block in text.split("\n\n"):
+        fields = dict(re.findall(r"^(Package|Status|Version): (.*)$", block, re.M))
+        if "Package" in fields:
+            status[fields["Package"]] = (fields.get("Version", ""), fields.get("Status", ""))
+    return status
+
+
+def test_first_bootstrap_follows_the_kubeadm_checklist_on_every_node(lab: Lab, first_run: Run) -> None:
+    assert first_run.result.returncode == 0, first_run.output
+    calls = first_run.calls
+    for node in lab.nodes:
+        order = [
+            first_index(calls, node.name, "cloud-init", "status", "--wait"),
+            first_index(calls, node.name, "swapoff", "-a"),
+            first_index(calls, node.name, "modprobe", "br_netfilter"),
+            first_index(calls, node.name, "sysctl", "-q", "-p"),
+            first_index(calls, node.name, "systemctl", "restart", "containerd"),
+            first_index(calls, node.name, "systemctl", "enable", "kubelet"),
+        ]
+        assert order == sorted(order), f"{node.name}: checklist order broken: {order}"
+    init = first_index(calls, "llama-cp-1", "kubeadm", "init")
+    assert init > first_index(calls, "llama-cp-1", "systemctl", "enable", "kubelet")
+    assert calls[init]["kubernetesVersion"] == "v1.29.15"
+    assert calls[init]["podSubnet"] == "192.168.0.0/16"
+    operator = first_index(calls, "llama-cp-1", "kubectl", "create", "-f")
+    installation = first_index(calls, "llama-cp-1", "kubectl", "apply", "-f")
+    token = first_index(calls, "llama-cp-1", "kubeadm", "token", "create")
+    assert init < operator < installation < token, "Calico must be installed after init and before joins"
+    assert calls[token]["argv"][2:4] == ["--ttl", "1h"]
+    joins = [first_index(calls, n, "kubeadm", "join") for n in ("llama-worker-1", "llama-gpu-1")]
+    assert all(j > token for j in joins)
+    assert first_index(calls, "llama-cp-1", "kubeadm", "token", "delete") > max(joins)
+    gpu_runtime = first_index(calls, "llama-gpu-1", "nvidia-ctk", "runtime", "configure")
+    assert first_index(calls, "llama-gpu-1", "systemctl", "restart", "containerd") < gpu_runtime < joins[1]
+    assert calls[gpu_runtime]["argv"][2:] == [
+        "--runtime=containerd",
+        "--config=/etc/containerd/conf.d/99-nvidia.toml",
+    ]
+    assert not any(c["node"] != "llama-gpu-1" and c["cmd"] == "nvidia-ctk" for c in calls)
+
+
+def test_first_bootstrap_leaves_real_node_state_pinned_and_configured(lab: Lab, first_run: Run) -> None:
+    assert first_run.result.returncode == 0, first_run.output
+    upper = {n.name: n.upper for n in lab.nodes}
+    for name in upper:
+        status = dpkg_status(lab, name)
+        for package in ("kubelet", "kubeadm", "kubectl"):
+            # The double repository also offers kubeadm 1.29.14: only the pin picks 1.29.15.
+            assert status[package] == ("1.29.15-1.1", "hold ok installed"), (name, package, status[package])
+        assert status["containerd"][1] == "install ok installed"
+        config = (upper[name] / "etc/containerd/config.toml").read_text()
+        assert "SystemdCgroup = true" in config and 'sandbox_image = "registry.k8s.io/pause:3.9"' in config
+        assert (upper[name] / "etc/modules-load.d/kubernetes.conf").read_text().split() == [
+            "overlay",
+            "br_netfilter",
+        ]
+        sysctl = (upper[name] / "etc/sysctl.d/99-kubernetes.conf").read_text()
+        for key in (
+            "net.bridge.bridge-nf-call-iptables",
+            "net.bridge.bridge-nf-call-ip6tables",
+            "net.ipv4.ip_forward",
+        ):
+            assert f"{key} = 1" in sysctl
+        fstab = (upper[name] / "etc/fstab").read_text()
+        assert "# disabled by node-bootstrap: /swap.img none swap" in fstab
+        assert "pkgs" not in (upper[name] / "etc/apt/sources.list.d/kubernetes.list").read_text()
+    gpu = dpkg_status(lab, "llama-gpu-1")
+    assert gpu["nvidia-container-toolkit"] == ("1.17.8-1", "hold ok installed")
+    assert gpu["nvidia-utils-580-server"][1] == "install ok installed"
+    assert "nvidia-container-toolkit" not in dpkg_status(lab, "llama-worker-1")
+    gpu_fstab = (upper["llama-gpu-1"] / "etc/fstab").read_text()
+    assert re.search(r"^UUID=\S+ /mnt/model-cache ext4 defaults,nofail,noatime 0 2", gpu_fstab, re.M)
+    blkid = sh("blkid", "-o", "value", "-s", "TYPE", str(upper["llama-gpu-1"] / "srv/instance-store.img"))
+    assert blkid.stdout.strip() == "ext4"
+    nodes = json.loads((lab.shared / "nodes.json").read_text())
+    assert set(nodes) == {"llama-cp-1", "llama-worker-1", "llama-gpu-1"}
+    assert nodes["llama-gpu-1"]["labels"]["nvidia.com/gpu.present"] == "true"
+    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in nodes["llama-gpu-1"][
+        "taints"
+    ]
+    assert nodes["llama-worker-1"]["taints"] == []
+    calico = json.loads((lab.shared / "calico.json").read_text())["installation"]["spec"]
+    assert calico == {"mtu": "8951", "encapsulation": "VXLAN", "cidr": "192.168.0.0/16"}
+
+
+def test_first_bootstrap_writes_a_private_kubeconfig_for_the_public_endpoint(
+    first_run: Run, cli_files: dict[str, Path]
+) -> None:
+    assert first_run.result.returncode == 0, first_run.output
+    kubeconfig = cli_files["kubeconfig"]
+    assert kubeconfig.stat().st_mode & 0o777 == 0o600
+    assert "server: https://10.250.0.10:6443" in kubeconfig.read_text()
+
+
+def test_join_configuration_with_the_token_only_lived_in_a_0600_file(lab: Lab, first_run: Run) -> None:
+    joins = [c for c in first_run.calls if c["cmd"] == "kubeadm" and c["argv"][:1] == ["join"]]
+    assert {c["node"] for c in joins} == {"llama-worker-1", "llama-gpu-1"}
+    assert all(c["config_mode"] == "0o600" for c in joins)
+    for node in lab.nodes:
+        assert not list((node.upper / "etc/kubernetes").glob("node-bootstrap-join*")), node.name
+
+
+def test_second_bootstrap_changes_nothing(second_run: tuple[Run, dict, dict]) -> None:
+    second, before, after = second_run
+    assert second.result.returncode == 0, second.output
+    mutating = [f"{c['node']}: {c['cmd']} {' '.join(c['argv'])}" for c in second.calls if c["mutates"]]
+    assert mutating == []
+    statuses = {(m["node"], m["step"]): m["status"] for m in STEP_LINE.finditer(second.output)}
+    expected_steps = [*PREPARE_STEPS, "init-control-plane", "install-calico", "label-gpu-node"]
+    for step in expected_steps:
+        assert statuses.get(("llama-cp-1", step)) == "unchanged", (step, statuses.get(("llama-cp-1", step)))
+    for step in [*PREPARE_STEPS, *GPU_STEPS, "join-worker"]:
+        assert statuses.get(("llama-gpu-1", step)) == "unchanged", step
+    assert "join token" not in second.output, "no token is created when every node has joined"
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert changed == []
+
+
+def test_doctor_checks_the_gpu_through_nvml_and_prints_each_fix(doctor_run: Run) -> None:
+    output = doctor_run.result.stdout + doctor_run.result.stderr
+    assert doctor_run.result.returncode == 0, output
+    for expected in (
+        "Tesla T4",
+        "580.95.05",
+        "7.5",
+        "15360 MiB",
+        "Calico",
+        "runtime nvidia",
+        "GPU label and taint",
+    ):
+        assert expected in output, expected
+    assert re.search(r"llama-gpu-1: nvidia.com/gpu\s+.*warn", output)
+    assert "helm install llama ./charts/platform" in output
+    assert " fail " not in output
+
+
+def test_no_secret_appears_in_any_log_output_or_argv(
+    lab: Lab, first_run: Run, second_run: tuple, doctor_run: Run, cli_files: dict[str, Path]
+) -> None:
+    tokens = json.loads((lab.shared / "tokens-issued.json").read_text())
+    assert tokens, "the first run created a join token"
+    admin = (lab.nodes[0].upper / "etc/kubernetes/admin.conf").read_text()
+    client_key = re.search(r"client-key-data: (\S+)", admin).group(1)
+    secrets = [*tokens, *(t.split(".")[1] for t in tokens), client_key]
+    texts = {
+        "calls.log (argv of every double)": (lab.shared / "calls.log").read_text(),
+        "CLI output": first_run.output + second_run[0].output + doctor_run.output,
+    }
+    for log in (cli_files["state"] / "logs").glob("*.log"):
+        texts[str(log)] = log.read_text()
+        assert log.stat().st_mode & 0o777 == 0o600
+    for node in lab.nodes:
+        texts[f"{node.name} sshd log"] = (node.dir / "sshd.log").read_text()
+    assert len(texts) >= 5
+    for where, text in texts.items():
+        for secret in secrets:
+            assert secret not in text, f"a secret leaked into {where}"
+    assert "(secret input on stdin)" in texts[str(cli_files["state"] / "logs" / "llama-gpu-1.log")]
+
+
+def test_doctor_names_a_broken_gpu_node_and_bootstrap_repairs_it(
+    lab: Lab, cli_files: dict[str, Path], doctor_run: Run
+) -> None:
+    gpu = next(n for n in lab.nodes if n.name == "llama-gpu-1")
+    # What a kernel update without the matching driver modules and a lost drop-in look like.
+    lab.in_node(gpu, "rmdir", "/sys/module/nvidia")
+    lab.in_node(gpu, "rm", "/etc/containerd/conf.d/99-nvidia.toml")
+    broken = run(lab, cli_args(cli_files, "doctor"))
+    assert broken.result.returncode == 1
+    said = " ".join(broken.output.split())
+    assert "couldn't communicate with the NVIDIA driver" in said
+    assert "no nvidia runtime in containerd" in said
+    assert said.count("make bootstrap") >= 2, "each failure prints its fix"
+    repair = run(lab, cli_args(cli_files, "bootstrap"))
+    assert repair.result.returncode == 0, repair.output
+    statuses = {(m["node"], m["step"]): m["status"] for m in STEP_LINE.finditer(repair.output)}
+    assert statuses[("llama-gpu-1", "install-nvidia-driver")] == "done"
+    assert statuses[("llama-gpu-1", "install-nvidia-container-toolkit")] == "done"
+    assert statuses[("llama-worker-1", "install-containerd")] == "unchanged"
+    assert [c["argv"] for c in repair.calls if c["mutates"] and c["node"] == "llama-gpu-1"] == [
+        ["nvidia"],
+        ["runtime", "configure", "--runtime=containerd", "--config=/etc/containerd/conf.d/99-nvidia.toml"],
+        ["restart", "containerd"],
+    ]
+    assert not [c for c in repair.calls if c["mutates"] and c["node"] != "llama-gpu-1"]
+    assert run(lab, cli_args(cli_files, "doctor")).result.returncode == 0
+
+
+def test_a_changed_host_key_is_refused_with_a_clear_message(
+    lab: Lab, cli_files: dict[str, Path], doctor_run: Run, tmp_path: Path
+) -> None:
+    impostor = tmp_path / "impostor"
+    sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(impostor))
+    wrong = " ".join(impostor.with_suffix(".pub").read_text().split()[:2])
+    known_hosts = lab.known_hosts(tmp_path / "known_hosts", override={"llama-cp-1": wrong})
+    attempt = run(lab, cli_args(cli_files, "bootstrap", known_hosts=known_hosts))
+    assert attempt.result.returncode == 1
+    assert "llama-cp-1" in attempt.output and "differs from the verified one" in attempt.output
+    assert "Refusing to connect" in attempt.output
+    assert not [c for c in attempt.calls if c["node"] == "llama-cp-1"], "nothing may run on a refused host"
+
+
+def test_a_host_without_a_verified_key_is_refused(
+    lab: Lab, cli_files: dict[str, Path], tmp_path: Path
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("".join(f"{n.address} {n.host_public_key}\n" for n in lab.nodes[1:]))
+    attempt = run(lab, cli_args(cli_files, "doctor", known_hosts=known_hosts))
+    assert attempt.result.returncode == 1
+    assert "llama-cp-1" in attempt.output and "no verified host key" in attempt.output
+
+
+def test_an_unreachable_node_fails_after_bounded_retries(
+    lab: Lab, cli_files: dict[str, Path], tmp_path: Path
+) -> None:
+    ghost = {
+        "name": "llama-worker-2",
+        "role": "worker",
+        "public_ip": "10.250.0.99",
+        "private_ip": "10.250.0.99",
+    }
+    inventory = lab.inventory(tmp_path / "inventory.json", extra_nodes=[ghost])
+    state = tmp_path / "state"
+    attempt = run(lab, cli_args(cli_files, "bootstrap", inventory=inventory, state=state))
+    assert attempt.result.returncode == 1
+    assert "llama-worker-2 (ubuntu@10.250.0.99:22) did not answer SSH after 3 attempts" in attempt.output
+    assert "admin_cidrs" in attempt.output
+    assert attempt.seconds < 60
+    log = (state / "logs" / "llama-worker-2.log").read_text()
+    assert "attempt 1/3 failed" in log and "attempt 2/3 failed" in log
+    assert not [c for c in attempt.calls if c["mutates"]], "nothing runs while a node is unreachable"
