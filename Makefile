@@ -19,6 +19,7 @@ VALUES      ?= values/aws-t4.yaml
 RELEASE     ?= llama
 NAMESPACE   ?= default
 PYTEST_ARGS ?=
+BOOTSTRAP   := PYTHONPATH=node-bootstrap $(PY) -m node_bootstrap
 
 ##@ Local platform
 up: deps-local ## Start vLLM (CPU), chat-api, the UI and Prometheus locally; prints the URLs
@@ -66,19 +67,19 @@ bench: deps-local ## Load-test vLLM direct and through chat-api side by side (wr
 
 ##@ AWS cluster
 cluster: deps ## Terraform apply + kubeadm bootstrap + kubeconfig + doctor (SSH_KEY=path, AUTO_APPROVE=1)
-	$(PY) -m node_bootstrap cluster
+	@$(BOOTSTRAP) cluster
 
 bootstrap: deps ## Re-run the node bootstrap (idempotent) against the existing machines
-	$(PY) -m node_bootstrap bootstrap
+	@$(BOOTSTRAP) bootstrap
 
 doctor: deps ## Check nodes, Calico, GPU driver/runtime and allocatable GPUs; prints the fix for each failure
-	$(PY) -m node_bootstrap doctor
+	@$(BOOTSTRAP) doctor
 
 kubeconfig: deps ## Fetch the cluster's kubeconfig to ./kubeconfig
-	$(PY) -m node_bootstrap kubeconfig
+	@$(BOOTSTRAP) kubeconfig
 
 destroy: deps ## Destroy every AWS resource `make cluster` created
-	$(PY) -m node_bootstrap destroy
+	@$(BOOTSTRAP) destroy
 
 ##@ Dependencies (each installs only when missing or when its pins change)
 deps: $(VENV)/.installed ## The project venv (tests, linters, chat-api, node-bootstrap)
@@ -112,7 +113,7 @@ ui/node_modules/.installed: ui/package.json ui/package-lock.json
 	cd ui && npm ci --no-audit --no-fund
 	@touch $@
 
-ui/dist/index.html: ui/node_modules/.installed $(shell find ui/src ui/public ui/index.html ui/vite.config.ts -type f 2>/dev/null)
+ui/dist/index.html: ui/node_modules/.installed $(shell find ui/src ui/public ui/index.html ui/vite.config.ts ui/tsconfig.json -type f 2>/dev/null)
 	@echo ">> building the UI"
 	cd ui && npm run build
 

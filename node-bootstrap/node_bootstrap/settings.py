@@ -84,6 +84,9 @@ def node_env(settings: Settings, inventory: Inventory) -> dict[str, str]:
         ),
         "NB_CALICO_MTU": str(settings.calico_mtu),
         "NB_MODEL_CACHE_DIR": "/mnt/model-cache",
+        # The vllm-llama chart's hostPath (values/aws-t4.yaml), owned by the pod's uid/gid.
+        "NB_VLLM_CACHE_DIR": "/mnt/model-cache/vllm",
+        "NB_VLLM_CACHE_OWNER": "10001:10001",
     }
     if settings.node_env_file is not None:
         for lineno, line in enumerate(settings.node_env_file.read_text().splitlines(), 1):

@@ -81,11 +81,13 @@ def apply(settings: Settings) -> None:
 
 
 def inventory_output(settings: Settings) -> dict[str, Any]:
-    result = _terraform(settings, "output", "-json", "inventory", capture=True)
+    result = _terraform(settings, "output", "-no-color", "-json", "inventory", capture=True)
     if result.returncode != 0:
+        lines = [line.strip(" │╷╵") for line in result.stderr.splitlines()]
+        said = next((line for line in lines if line.startswith("Error:")), "")
         raise PreflightError(
             "terraform has no `inventory` output: the cluster does not exist yet. Fix: make cluster "
-            f"(terraform said: {result.stderr.strip().splitlines()[-1:] or ['nothing']})"
+            f"(terraform said: {said or 'nothing'})"
         )
     return json.loads(result.stdout)
 

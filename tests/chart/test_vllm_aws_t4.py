@@ -64,7 +64,7 @@ def test_t4_probes_give_a_cold_start_twenty_minutes_then_watch_health(vllm: dict
 
 def test_t4_cache_survives_pod_restarts_on_the_node_nvme(pod: dict[str, Any], vllm: dict[str, Any]) -> None:
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["models"]["hostPath"] == {"path": "/mnt/nvme/vllm-cache", "type": "Directory"}
+    assert volumes["models"]["hostPath"] == {"path": "/mnt/model-cache/vllm", "type": "Directory"}
     assert {"name": "models", "mountPath": "/models"} in vllm["volumeMounts"]
     env = {e["name"]: e.get("value") for e in vllm["env"]}
     assert env["VLLM_CACHE_ROOT"].startswith("/models/"), "vLLM's compile cache lives on the same volume"
