@@ -1,0 +1,78 @@
+{{/* Names and labels of the chat-api chart, defined once. */}}
+
+{{/* `<release>-chat-api` (docs/interfaces.md). */}}
+{{- define "chat-api.fullname" -}}
+{{ printf "%s-chat-api" .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "chat-api.selectorLabels" -}}
+app.kubernetes.io/name: chat-api
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "chat-api.labels" -}}
+{{ include "chat-api.selectorLabels" . }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: llama-platform
+app.kubernetes.io/component: api
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+
+{{- define "chat-api.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{ include "chat-api.fullname" . }}
+{{- else -}}
+{{ .Values.serviceAccount.name | default "default" }}
+{{- end -}}
+{{- end }}
+
+{{/* The image reference: global.image.registry replaces the registry; a digest wins over the tag. */}}
+{{- define "chat-api.image" -}}
+{{- $repo := .Values.image.repository -}}
+{{- $registry := .Values.global.image.registry | default "" -}}
+{{- if $registry -}}
+{{- $parts := splitList "/" $repo -}}
+{{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts))) -}}
+{{- $repo = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{ printf "%s@%s" $repo .Values.image.digest }}
+{{- else -}}
+{{ printf "%s:%s" $repo .Values.image.tag }}
+{{- end -}}
+{{- end }}
+
+{{/* vLLM's URL: the vllm-llama Service of this release unless upstream.url says otherwise. */}}
+{{- define "chat-api.upstreamUrl" -}}
+{{ .Values.upstream.url | default (printf "http://%s-vllm:8000" .Release.Name) | trimSuffix "/" }}
+{{- end }}
+
+{{- define "chat-api.defaultModel" -}}
+{{ .Values.upstream.defaultModel | default .Values.global.model.servedName }}
+{{- end }}
+
+{{- define "chat-api.allowedModels" -}}
+{{- if .Values.upstream.allowedModels -}}
+{{ join "," .Values.upstream.allowedModels }}
+{{- else -}}
+{{ include "chat-api.defaultModel" . }}
+{{- end -}}
+{{- end }}
+
+{{/* ServiceMonitor only where the CRD exists (auto) or when forced (global.monitoring.enabled). */}}
+{{- define "chat-api.monitoring" -}}
+{{- $enabled := .Values.global.monitoring.enabled -}}
+{{- if eq (toString $enabled) "auto" -}}
+{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor" }}true{{ end -}}
+{{- else if eq (toString $enabled) "true" -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/* Pods the PDB can count on: the HPA's floor when it scales, else replicaCount. */}}
+{{- define "chat-api.minPods" -}}
+{{- if .Values.autoscaling.enabled -}}{{ .Values.autoscaling.minReplicas }}{{- else -}}{{ .Values.replicaCount }}{{- end -}}
+{{- end }}

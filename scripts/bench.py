@@ -1,0 +1,573 @@
+"""Load generator for OpenAI-compatible chat endpoints: TTFT, inter-token latency, end-to-end
+latency (p50/p90/p99) and tokens/s at given concurrencies. Not a test: a tool.
+
+    python -m scripts.bench --side-by-side --out build/bench            # starts vLLM + chat-api itself
+    python -m scripts.bench --target http://host:8080 --concurrency 1,8 # any endpoint
+    python -m scripts.bench --side-by-side --vllm-url URL --chat-api-url URL  # use running ones
+
+Side by side, each concurrency level runs direct-to-vLLM and through chat-api alternately,
+`--repeats` times (order flipped each round), so drift on a shared machine hits both sides
+alike; the medians over the rounds are reported. Streams ask for exactly `--max-tokens` tokens
+(`ignore_eos`, a vLLM extension), so every request does the same work. Token counts come from
+the final usage chunk; chunk timing from the same stream parser chat-api uses
+(chat_api.streamparse). `--gpu-profile t4` adds the share of the memory-bandwidth roofline
+reached (meaningful only when the target runs that GPU and model).
+
+Writes <out>/bench.json and <out>/bench.png (matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "services" / "chat-api"))
+
+from chat_api.streamparse import ChatStreamParser, Delta, Done, StreamError  # noqa: E402
+
+# Memory-bandwidth roofline inputs: bytes read per decode step = weights + KV of every sequence.
+GPU_PROFILES: dict[str, dict[str, float | str]] = {
+    "t4": {
+        "name": "Tesla T4 + Llama-3.2-3B fp16",
+        "bandwidth_gbs": 320.0,
+        "weights_gb": 6.42,
+        "kv_bytes_per_token": 2 * 28 * 8 * 128 * 2,
+    },
+    "a10g": {
+        "name": "A10G + Llama-3.2-3B bf16",
+        "bandwidth_gbs": 600.0,
+        "weights_gb": 6.42,
+        "kv_bytes_per_token": 2 * 28 * 8 * 128 * 2,
+    },
+}
+# The chat-api process this run started (for its CPU seconds per request), if any.
+CHAT_API_PID: list[int | None] = [None]
+PROMPT = [{"role": "user", "content": "Write a short story about a llama who runs a cluster."}]
+
+
+@dataclass
+class Sample:
+    ok: bool
+    ttft: float = 0.0
+    e2e: float = 0.0
+    itls: list[float] = field(default_factory=list)
+    completion_tokens: int = 0
+    prompt_tokens: int = 0
+    error: str = ""
+
+
+@dataclass
+class LevelResult:
+    target: str
+    concurrency: int
+    requests: int
+    errors: int
+    wall_s: float
+    tokens_per_s: float
+    ttft_ms: dict[str, float]
+    itl_ms: dict[str, float]
+    e2e_ms: dict[str, float]
+    error_examples: list[str] = field(default_factory=list)
+
+
+def percentiles(values: list[float], scale: float = 1000.0) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p90": float("nan"), "p99": float("nan")}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+        return round(ordered[index] * scale, 3)
+
+    return {"p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99)}
+
+
+async def one_request(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]) -> Sample:
+    parser = ChatStreamParser()
+    started = time.perf_counter()
+    first: float | None = None
+    last = 0.0
+    itls: list[float] = []
+    try:
+        async with client.stream("POST", url, content=body, headers=headers) as response:
+            if response.status_code != 200:
+                text = (await response.aread())[:300].decode(errors="replace")
+                return Sample(False, error=f"HTTP {response.status_code}: {text}")
+            async for chunk in response.aiter_raw():
+                now = time.perf_counter()
+                for event in parser.feed(chunk):
+                    if type(event) is Delta:
+                        if first is None:
+                            first = now
+                        else:
+                            itls.append(now - last)
+                        last = now
+                    elif type(event) is Done:
+                        end = time.perf_counter()
+                        return Sample(
+                            True,
+                            ttft=(first or end) - started,
+                            e2e=end - started,
+                            itls=itls,
+                            completion_tokens=event.usage.completion_tokens or 0,
+                            prompt_tokens=event.usage.prompt_tokens or 0,
+                        )
+                    elif type(event) is StreamError:
+                        return Sample(False, error=f"stream error: {event.message}")
+        return Sample(False, error="stream ended without [DONE]")
+    except httpx.HTTPError as exc:
+        return Sample(False, error=f"{type(exc).__name__}: {exc}")
+
+
+async def run_level(
+    target: str,
+    base_url: str,
+    model: str,
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    api_key: str | None,
+) -> LevelResult:
+    body = json.dumps(
+        {
+            "model": model,
+            "messages": PROMPT,
+            "max_tokens": max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "ignore_eos": True,
+            "temperature": 0.0,
+        }
+    ).encode()
+    headers = {"content-type": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    timeout = httpx.Timeout(connect=30, read=600, write=30, pool=600)
+    samples: list[Sample] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+    url = f"{base_url.rstrip('/')}/v1/chat/completions"
+    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
+
+        async def worker() -> None:
+            while True:
+                try:
+                    queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                samples.append(await one_request(client, url, body, headers))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    good = [s for s in samples if s.ok]
+    errors = [s for s in samples if not s.ok]
+    return LevelResult(
+        target=target,
+        concurrency=concurrency,
+        requests=len(samples),
+        errors=len(errors),
+        wall_s=round(wall, 3),
+        tokens_per_s=round(sum(s.completion_tokens for s in good) / wall, 2) if wall > 0 else 0.0,
+        ttft_ms=percentiles([s.ttft for s in good]),
+        itl_ms=percentiles([x for s in good for x in s.itls]),
+        e2e_ms=percentiles([s.e2e for s in good]),
+        error_examples=sorted({s.error for s in errors})[:3],
+    )
+
+
+def merge_rounds(rounds: list[LevelResult]) -> LevelResult:
+    """Median over repeated rounds of one target and level (robust against a noisy neighbour)."""
+    first = rounds[0]
+
+    def med(get: Any) -> Any:
+        return round(statistics.median(get(r) for r in rounds), 3)
+
+    return LevelResult(
+        target=first.target,
+        concurrency=first.concurrency,
+        requests=sum(r.requests for r in rounds),
+        errors=sum(r.errors for r in rounds),
+        wall_s=med(lambda r: r.wall_s),
+        tokens_per_s=med(lambda r: r.tokens_per_s),
+        ttft_ms={k: med(lambda r, k=k: r.ttft_ms[k]) for k in ("p50", "p90", "p99")},
+        itl_ms={k: med(lambda r, k=k: r.itl_ms[k]) for k in ("p50", "p90", "p99")},
+        e2e_ms={k: med(lambda r, k=k: r.e2e_ms[k]) for k in ("p50", "p90", "p99")},
+        error_examples=sorted({e for r in rounds for e in r.error_examples})[:3],
+    )
+
+
+def roofline_share(profile: dict[str, Any], result: LevelResult, context_tokens: int) -> tuple[float, float]:
+    """(roofline tokens/s, share reached) for `result`'s concurrency and mean context length."""
+    c = result.concurrency
+    bytes_per_step = profile["weights_gb"] * 1e9 + c * context_tokens * profile["kv_bytes_per_token"]
+    roof = c * profile["bandwidth_gbs"] * 1e9 / bytes_per_step
+    return roof, result.tokens_per_s / roof if roof else 0.0
+
+
+@contextlib.contextmanager
+def local_stack(chat_api_env: dict[str, str], out: Path) -> Iterator[tuple[str, str, str]]:
+    """vLLM + chat-api started here (scripts/localstack), stopped by PID on exit."""
+    from scripts.localstack.chat_api import start_chat_api
+    from scripts.localstack.process import free_port
+    from scripts.localstack.vllm import DEFAULT_SERVED_NAME, VLLM_PYTHON, start_vllm
+    from scripts.tiny_model import DEFAULT_OUT, is_complete
+
+    if not is_complete(DEFAULT_OUT):
+        import subprocess
+
+        subprocess.run(
+            [str(VLLM_PYTHON), "-m", "scripts.tiny_model", "--out", str(DEFAULT_OUT)],
+            check=True,
+            cwd=REPO_ROOT,
+        )
+    logs = out / "logs"
+    vllm_port, api_port = free_port(), free_port()
+    print(f"starting vLLM on :{vllm_port} (logs in {logs}) ...", flush=True)
+    vllm = start_vllm(DEFAULT_OUT, vllm_port, logs / "vllm.log", extra_args=("--max-num-seqs", "512"))
+    api = None
+    try:
+        vllm_url = f"http://127.0.0.1:{vllm_port}"
+        api = start_chat_api(api_port, vllm_url, logs / "chat-api.log", env=chat_api_env)
+        CHAT_API_PID[0] = api.pid
+        yield vllm_url, f"http://127.0.0.1:{api_port}", DEFAULT_SERVED_NAME
+    finally:
+        if api is not None:
+            api.stop()
+        vllm.stop()
+
+
+def process_cpu_s(pid: int | None) -> float | None:
+    """User+system CPU seconds of `pid` and its threads (Linux /proc), or None when unknown."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    import os
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def inflight(chat_api_url: str) -> float | None:
+    try:
+        text = httpx.get(f"{chat_api_url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("chat_api_inflight_streams "):
+            return float(line.split()[1])
+    return None
+
+
+def requests_for(concurrency: int, per_stream: int) -> int:
+    # Above 64 streams one request per stream: the point there is that all complete, not more samples.
+    if concurrency > 64:
+        return concurrency
+    return max(concurrency * per_stream, 8)
+
+
+async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, model: str) -> dict[str, Any]:
+    targets = {"direct": vllm_url, "chat-api": api_url}
+    results: dict[str, list[LevelResult]] = {"direct": [], "chat-api": []}
+    checks: dict[str, Any] = {}
+    # Warm both paths (connections, vLLM's first-request work) before measuring.
+    for name, url in targets.items():
+        await run_level(name, url, model, 2, 4, 8, args.api_key)
+    pairs: dict[int, list[dict[str, float]]] = {}
+    cpu: dict[str, float] = {"cpu_s": 0.0, "requests": 0}
+    for level in args.concurrency:
+        rounds: dict[str, list[LevelResult]] = {"direct": [], "chat-api": []}
+        repeats = 1 if level >= 256 else args.repeats
+        for r in range(repeats):
+            order = ["direct", "chat-api"] if r % 2 == 0 else ["chat-api", "direct"]
+            for name in order:
+                cpu_before = process_cpu_s(CHAT_API_PID[0]) if name == "chat-api" else None
+                res = await run_level(
+                    name,
+                    targets[name],
+                    model,
+                    level,
+                    requests_for(level, args.per_stream),
+                    args.max_tokens,
+                    args.api_key if name == "chat-api" else None,
+                )
+                cpu_after = process_cpu_s(CHAT_API_PID[0]) if name == "chat-api" else None
+                if cpu_before is not None and cpu_after is not None:
+                    cpu["cpu_s"] += cpu_after - cpu_before
+                    cpu["requests"] += res.requests
+                rounds[name].append(res)
+                print(
+                    f"  c={level:<4} {name:<8} round {r + 1}/{repeats}: "
+                    f"TTFT p50 {res.ttft_ms['p50']:8.2f} ms  "
+                    f"tok/s {res.tokens_per_s:9.1f}  errors {res.errors}",
+                    flush=True,
+                )
+        for name in targets:
+            results[name].append(merge_rounds(rounds[name]))
+        # Adjacent rounds saw nearly the same neighbours: their ratio is less noisy than a ratio of medians.
+        pairs[level] = [
+            {
+                "ttft_p50_ratio": c.ttft_ms["p50"] / d.ttft_ms["p50"] if d.ttft_ms["p50"] else float("nan"),
+                "ttft_p50_delta_ms": c.ttft_ms["p50"] - d.ttft_ms["p50"],
+                "throughput_ratio": c.tokens_per_s / d.tokens_per_s if d.tokens_per_s else float("nan"),
+            }
+            for d, c in zip(rounds["direct"], rounds["chat-api"], strict=True)
+        ]
+        if level >= 256:
+            await asyncio.sleep(1.0)
+            checks[f"inflight_after_{level}"] = inflight(api_url)
+    if cpu["requests"]:
+        checks["chat_api_cpu_s_per_1000_requests"] = round(1000 * cpu["cpu_s"] / cpu["requests"], 2)
+    return {
+        "targets": targets,
+        "results": {k: [asdict(x) for x in v] for k, v in results.items()},
+        "pairs": {str(k): v for k, v in pairs.items()},
+        "checks": checks,
+    }
+
+
+def _median(values: Any) -> float | None:
+    values = list(values)
+    return round(statistics.median(values), 3) if values else None
+
+
+def comparison(report: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    direct = {r["concurrency"]: r for r in report["results"]["direct"]}
+    for r in report["results"]["chat-api"]:
+        d = direct[r["concurrency"]]
+        pairs = report.get("pairs", {}).get(str(r["concurrency"]), [])
+        ttft_ratio = r["ttft_ms"]["p50"] / d["ttft_ms"]["p50"] if d["ttft_ms"]["p50"] else float("nan")
+        rows.append(
+            {
+                "concurrency": r["concurrency"],
+                "ttft_p50_direct_ms": d["ttft_ms"]["p50"],
+                "ttft_p50_chat_api_ms": r["ttft_ms"]["p50"],
+                "ttft_p50_ratio": round(ttft_ratio, 3),
+                "ttft_p50_delta_ms": round(r["ttft_ms"]["p50"] - d["ttft_ms"]["p50"], 3),
+                "tokens_per_s_direct": d["tokens_per_s"],
+                "tokens_per_s_chat_api": r["tokens_per_s"],
+                "throughput_ratio": round(r["tokens_per_s"] / d["tokens_per_s"], 3)
+                if d["tokens_per_s"]
+                else None,
+                "paired_ttft_p50_ratio_median": _median(p["ttft_p50_ratio"] for p in pairs),
+                "paired_ttft_p50_delta_ms_median": _median(p["ttft_p50_delta_ms"] for p in pairs),
+                "paired_throughput_ratio_median": _median(p["throughput_ratio"] for p in pairs),
+                "errors_direct": d["errors"],
+                "errors_chat_api": r["errors"],
+            }
+        )
+    return rows
+
+
+def print_table(report: dict[str, Any]) -> None:
+    for name, rows in report["results"].items():
+        print(f"\n{name}: " + report["targets"][name])
+        print(
+            f"{'conc':>5} {'reqs':>5} {'err':>4} {'TTFT p50/p90/p99 ms':>26} {'ITL p50/p90/p99 ms':>24} "
+            f"{'e2e p50/p90/p99 ms':>28} {'tok/s':>9}"
+        )
+        for r in rows:
+            t, i, e = r["ttft_ms"], r["itl_ms"], r["e2e_ms"]
+            print(
+                f"{r['concurrency']:>5} {r['requests']:>5} {r['errors']:>4} "
+                f"{t['p50']:>8.1f}/{t['p90']:>7.1f}/{t['p99']:>8.1f} "
+                f"{i['p50']:>7.2f}/{i['p90']:>7.2f}/{i['p99']:>7.2f} "
+                f"{e['p50']:>9.1f}/{e['p90']:>8.1f}/{e['p99']:>8.1f} {r['tokens_per_s']:>9.1f}"
+            )
+    if "comparison" in report:
+        print("\npaired rounds (median over adjacent direct/chat-api rounds)")
+        print(f"{'conc':>5} {'TTFT p50 ratio':>15} {'TTFT p50 delta ms':>18} {'throughput ratio':>17}")
+        for c in report["comparison"]:
+            if c["paired_ttft_p50_ratio_median"] is not None:
+                print(
+                    f"{c['concurrency']:>5} {c['paired_ttft_p50_ratio_median']:>15.3f} "
+                    f"{c['paired_ttft_p50_delta_ms_median']:>18.2f} "
+                    f"{c['paired_throughput_ratio_median']:>17.3f}"
+                )
+        print("\nchat-api vs direct (medians over interleaved rounds)")
+        print(
+            f"{'conc':>5} {'TTFT p50 direct':>16} {'chat-api':>9} {'ratio':>6} {'delta ms':>9} "
+            f"{'tok/s direct':>13} {'chat-api':>9} {'ratio':>6}"
+        )
+        for c in report["comparison"]:
+            print(
+                f"{c['concurrency']:>5} {c['ttft_p50_direct_ms']:>16.2f} {c['ttft_p50_chat_api_ms']:>9.2f} "
+                f"{c['ttft_p50_ratio']:>6.3f} {c['ttft_p50_delta_ms']:>9.2f} "
+                f"{c['tokens_per_s_direct']:>13.1f} "
+                f"{c['tokens_per_s_chat_api']:>9.1f} {c['throughput_ratio'] or 0:>6.3f}"
+            )
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for name, rows in report["results"].items():
+        conc = [r["concurrency"] for r in rows]
+        axes[0].plot(conc, [r["ttft_ms"]["p50"] for r in rows], marker="o", label=f"{name} p50")
+        axes[0].plot(
+            conc, [r["ttft_ms"]["p99"] for r in rows], marker="x", linestyle="--", label=f"{name} p99"
+        )
+        axes[1].plot(conc, [r["itl_ms"]["p50"] for r in rows], marker="o", label=f"{name} p50")
+        axes[2].plot(conc, [r["tokens_per_s"] for r in rows], marker="o", label=name)
+    for ax, title, unit in zip(
+        axes,
+        ("time to first token", "inter-token latency", "throughput"),
+        ("ms", "ms", "tokens/s"),
+        strict=True,
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrent streams")
+        ax.set_ylabel(unit)
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"llama-platform bench ({report['meta']['max_tokens']} tokens per stream)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", help="base URL of one OpenAI-compatible endpoint (no /v1)")
+    parser.add_argument("--side-by-side", action="store_true", help="direct vLLM vs chat-api, same run")
+    parser.add_argument("--vllm-url", help="with --side-by-side: a running vLLM instead of starting one")
+    parser.add_argument(
+        "--chat-api-url", help="with --side-by-side: a running chat-api instead of starting one"
+    )
+    parser.add_argument("--model", default="tiny-llama", help="model name to ask for (default tiny-llama)")
+    parser.add_argument("--concurrency", default="1,16,64,500", help="comma list of concurrent streams")
+    parser.add_argument(
+        "--per-stream", type=int, default=2, help="requests per stream slot per level (default 2)"
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, default=64, help="tokens generated per request (default 64)"
+    )
+    parser.add_argument("--repeats", type=int, default=6, help="interleaved rounds per level (default 6)")
+    parser.add_argument("--api-key", help="bearer key for chat-api (read from CHAT_API_BENCH_KEY if unset)")
+    parser.add_argument("--gpu-profile", choices=sorted(GPU_PROFILES), help="print the roofline share")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
+    args = parser.parse_args(argv)
+    try:
+        args.concurrency = [int(x) for x in args.concurrency.split(",") if x.strip()]
+    except ValueError:
+        parser.error(
+            f"--concurrency {args.concurrency!r}: give whole numbers separated by commas, e.g. 1,16,64"
+        )
+    if any(c < 1 for c in args.concurrency):
+        parser.error("--concurrency values must be at least 1")
+    if not args.side_by_side and not args.target:
+        parser.error("give --target URL or --side-by-side")
+    if args.api_key is None:
+        import os
+
+        args.api_key = os.environ.get("CHAT_API_BENCH_KEY")
+    return args
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    meta = {
+        "max_tokens": args.max_tokens,
+        "repeats": args.repeats,
+        "per_stream": args.per_stream,
+        "concurrency": args.concurrency,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if args.side_by_side:
+        top = max(args.concurrency)
+        env = {
+            # The admission limit is raised to fit the largest level; the rest stays default.
+            "CHAT_API_MAX_CONCURRENT_STREAMS": str(max(64, top)),
+            "CHAT_API_QUEUE_SIZE": str(max(64, top)),
+            "CHAT_API_RATE_LIMIT_PER_MINUTE": "0",
+            "CHAT_API_MAX_TOKENS_CAP": str(max(4096, args.max_tokens)),
+        }
+        if args.vllm_url and args.chat_api_url:
+            report = await side_by_side(args, args.vllm_url, args.chat_api_url, args.model)
+        else:
+            with local_stack(env, args.out) as (vllm_url, api_url, model):
+                report = await side_by_side(args, vllm_url, api_url, model)
+        report["comparison"] = comparison(report)
+    else:
+        rows = []
+        for level in args.concurrency:
+            rounds = [
+                await run_level(
+                    "target",
+                    args.target,
+                    args.model,
+                    level,
+                    requests_for(level, args.per_stream),
+                    args.max_tokens,
+                    args.api_key,
+                )
+                for _ in range(args.repeats)
+            ]
+            rows.append(asdict(merge_rounds(rounds)))
+        report = {"targets": {"target": args.target}, "results": {"target": rows}, "checks": {}}
+    report["meta"] = meta
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    report = asyncio.run(run(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.gpu_profile:
+        profile = GPU_PROFILES[args.gpu_profile]
+        context = args.max_tokens // 2 + 30
+        print(
+            f"\nroofline ({profile['name']}, {profile['bandwidth_gbs']} GB/s, mean context {context} tokens)"
+        )
+        report["roofline"] = {}
+        for name, rows in report["results"].items():
+            for r in rows:
+                roof, share = roofline_share(profile, LevelResult(**r), context)
+                report["roofline"][f"{name}@{r['concurrency']}"] = {
+                    "roofline_tokens_per_s": roof,
+                    "share": share,
+                }
+                print(
+                    f"  {name:<8} c={r['concurrency']:<4} {r['tokens_per_s']:9.1f} tok/s of {roof:9.1f} "
+                    f"= {share:6.1%} of the memory-bandwidth roofline"
+                )
+    print_table(report)
+    for key, value in report.get("checks", {}).items():
+        print(f"check {key}: {value}")
+    (args.out / "bench.json").write_text(json.dumps(report, indent=2))
+    plot(report, args.out / "bench.png")
+    print(f"\nwrote {args.out / 'bench.json'} and {args.out / 'bench.png'}")
+    failed = sum(r["errors"] for rows in report["results"].values() for r in rows)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""`python -m chat_api`: serve with uvicorn (uvloop + httptools), settings from CHAT_API_* variables.
+
+SIGTERM starts a drain: /readyz turns 503 at once (the Service stops sending new requests),
+open streams get up to CHAT_API_DRAIN_TIMEOUT_S to finish, then the process exits.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from chat_api.app import create_app
+from chat_api.auth import KeyStoreError
+from chat_api.config import Settings
+from chat_api.logs import configure_logging
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: object) -> None:
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        self._app.state.services.draining = True  # type: ignore[attr-defined]
+        super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+
+def main() -> int:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"chat-api: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        app = create_app(settings)
+    except KeyStoreError as exc:
+        print(f"chat-api: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=settings.drain_timeout_s,
+        timeout_keep_alive=30,
+    )
+    DrainingServer(config, app).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

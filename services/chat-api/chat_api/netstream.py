@@ -1,0 +1,277 @@
+"""A lean asyncio network backend for httpcore (plain HTTP to vLLM only).
+
+httpx's default backend goes through anyio, which wraps every socket read of every streamed token
+in a cancel scope and two context managers; on a CPU shared with vLLM that was the largest cost
+left in the proxy path after httpx's own parsing (py-spy, see scripts/bench.py). This backend
+reads with an asyncio Protocol: a chunk that arrived is returned as the same bytes object, and a
+timer exists only while a read actually waits. TLS upstreams keep httpx's default backend.
+"""
+
+# ruff: noqa: ASYNC109 - the `timeout` parameters are httpcore's backend interface, not ours
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+SocketOption = tuple[int, int, int | bytes] | tuple[int, int, None, int]
+
+
+class _StreamProtocol(asyncio.Protocol):
+    __slots__ = ("_chunks", "_drain", "_paused", "_waiter", "eof", "error", "transport")
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._paused = False
+        self.eof = False
+        self.error: BaseException | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake()
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+
+class LeanStream(httpcore.AsyncNetworkStream):
+    def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._loop = asyncio.get_running_loop()
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        proto = self._protocol
+        chunks = proto._chunks
+        if not chunks:
+            if proto.eof:
+                if proto.error is not None:
+                    raise httpcore.ReadError(str(proto.error) or type(proto.error).__name__)
+                return b""
+            waiter = proto._waiter = self._loop.create_future()
+            timer = self._loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+            try:
+                await waiter
+            finally:
+                proto._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not chunks:
+                if proto.error is not None:
+                    raise httpcore.ReadError(str(proto.error) or type(proto.error).__name__)
+                if proto.eof:
+                    return b""
+                raise httpcore.ReadTimeout("timed out waiting for vLLM")
+        data = chunks.popleft()
+        if len(data) > max_bytes:
+            chunks.appendleft(data[max_bytes:])
+            data = data[:max_bytes]
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        if self._transport.is_closing():
+            raise httpcore.WriteError("connection to vLLM is closed")
+        self._transport.write(buffer)
+        proto = self._protocol
+        if proto._paused:
+            proto._drain = self._loop.create_future()
+            try:
+                await asyncio.wait_for(proto._drain, timeout)
+            except TimeoutError:
+                raise httpcore.WriteTimeout("timed out writing to vLLM") from None
+            finally:
+                proto._drain = None
+
+    async def aclose(self) -> None:
+        self._transport.close()
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("the lean backend is for plain HTTP; https upstreams use httpx's default")
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            # What httpcore asks before reusing a pooled connection: has the peer sent or closed?
+            return bool(self._protocol._chunks) or self._protocol.eof
+        if info == "socket":
+            return self._transport.get_extra_info("socket")
+        if info == "client_addr":
+            return self._transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._transport.get_extra_info("peername")
+        return None
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class LeanBackend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        local = (local_address, 0) if local_address else None
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_connection(
+                    _StreamProtocol, host, port, local_addr=local
+                )
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from None
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+        return LeanStream(transport, protocol)  # type: ignore[arg-type]
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> Any:
+        raise httpcore.ConnectError("unix sockets are not supported by the lean backend")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def lean_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport (its exception mapping, its pool) with the lean backend underneath."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    # httpx 0.28 has no public switch for the network backend; the pool is rebuilt with the same
+    # arguments httpx passes (tests pin that the client really uses it).
+    transport._pool = httpcore.AsyncConnectionPool(
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        http1=True,
+        http2=False,
+        retries=0,
+        network_backend=LeanBackend(),
+    )
+    return transport
+
+
+class RawChunkedBody:
+    """Reads a chunked response body straight from a LeanStream, past httpx/httpcore/h11.
+
+    httpx hands each streamed token through five async generators and h11's per-event parser;
+    for a proxy whose whole job is moving those bytes that was most of its CPU. Once httpx has
+    parsed the status line and headers, this takes the bytes h11 had already buffered and reads
+    the rest from the socket itself, joining every complete chunk that is there into one piece.
+    The connection is not reused afterwards (h11 never saw the body end, so httpcore closes it on
+    `aclose()`), which costs one loopback connect per stream.
+    """
+
+    __slots__ = ("_buffer", "_stream", "_timeout")
+
+    def __init__(self, stream: LeanStream, buffered: bytes, timeout: float | None) -> None:
+        self._stream = stream
+        self._buffer = buffered
+        self._timeout = timeout
+
+    async def __aiter__(self) -> Any:
+        buf = self._buffer
+        read = self._stream.read
+        while True:
+            pieces = []
+            pos = 0
+            finished = False
+            while True:
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                try:
+                    size = int(buf[pos:eol].split(b";", 1)[0], 16)
+                except ValueError:
+                    raise httpx.RemoteProtocolError("vLLM sent a malformed chunk header") from None
+                if size == 0:
+                    finished = True
+                    break
+                end = eol + 2 + size
+                if len(buf) < end + 2:
+                    break
+                pieces.append(buf[eol + 2 : end])
+                pos = end + 2
+            if pos:
+                buf = buf[pos:]
+            if pieces:
+                yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+            if finished:
+                return
+            try:
+                data = await read(65536, self._timeout)
+            except httpcore.TimeoutException as exc:
+                raise httpx.ReadTimeout(str(exc)) from None
+            except httpcore.NetworkError as exc:
+                raise httpx.ReadError(str(exc)) from None
+            if not data:
+                raise httpx.RemoteProtocolError(
+                    "peer closed connection without sending complete message body (incomplete chunked read)"
+                )
+            buf = buf + data if buf else data
+
+
+def raw_body(response: httpx.Response, timeout: float | None) -> RawChunkedBody | None:
+    """The fast reader for `response`'s body when it came over a LeanStream, else None.
+
+    It reaches through httpx 0.28 / httpcore 1.0 internals; anything unexpected means None and
+    the caller keeps using `response.aiter_raw()` (a unit test pins that the fast path is taken).
+    """
+    if response.headers.get("transfer-encoding", "").lower() != "chunked":
+        return None
+    try:
+        connection = response.stream._stream._httpcore_stream._stream._connection  # type: ignore[attr-defined]
+        network = connection._network_stream
+        buffered, closed = connection._h11_state.trailing_data
+    except AttributeError:
+        return None
+    if not isinstance(network, LeanStream) or closed:
+        return None
+    return RawChunkedBody(network, buffered, timeout)
