@@ -1,0 +1,125 @@
+"""The chat-ui subchart: what it renders for the environments and the values people change.
+
+The chart tier (tests/chart) already lints, schema-checks and checkov-scans every case; these tests
+pin the chat-ui specifics: runtime config, CSP origin, the API proxy, exposure, pod security."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from scripts import chart
+from scripts.localstack.process import REPO_ROOT
+
+pytestmark = pytest.mark.chart
+
+NAME = "llama-chat-ui"
+
+
+def render(values_file: str | None = None, **extra: Any) -> list[dict[str, Any]]:
+    files = [REPO_ROOT / values_file] if values_file else []
+    return chart.render(
+        files, release="llama", namespace="llama", extra_values={"chat-ui": extra} if extra else None
+    )
+
+
+def one(manifests: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    hits = [m for m in manifests if m["kind"] == kind and m["metadata"]["name"] == NAME]
+    assert len(hits) == 1, f"expected one {kind} {NAME}, got {len(hits)}"
+    return hits[0]
+
+
+def container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_aws_values_expose_the_ui_on_a_node_port_because_kubeadm_has_no_load_balancer() -> None:
+    service = one(render("values/aws-t4.yaml"), "Service")
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP", "nodePort": 30080}
+    ]
+
+
+def test_default_is_same_origin_with_nginx_proxying_the_api_to_chat_api() -> None:
+    manifests = render()
+    data = one(manifests, "ConfigMap")["data"]
+    assert json.loads(data["config.json"]) == {"apiBaseUrl": "", "title": "Llama Chat"}
+    assert "proxy_pass http://llama-chat-api:8080;" in data["api-proxy.conf"]
+    assert "proxy_buffering off;" in data["api-proxy.conf"], "streamed answers must not wait in a buffer"
+    env = {e["name"]: e["value"] for e in container(manifests)["env"]}
+    assert env["CSP_CONNECT_SRC"] == "'self'"
+    policy = one(manifests, "NetworkPolicy")["spec"]
+    in_namespace = [r for r in policy["egress"] if all("namespaceSelector" not in peer for peer in r["to"])]
+    chat_api_peers = [r for r in in_namespace if r["to"][0].get("podSelector")]
+    assert chat_api_peers[0]["to"][0]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "chat-api",
+        "app.kubernetes.io/instance": "llama",
+    }
+
+
+def test_an_api_on_another_origin_is_added_to_the_csp_connect_src() -> None:
+    manifests = render(config={"apiBaseUrl": "https://api.example.com/base/", "apiKey": "client-1"})
+    config = json.loads(one(manifests, "ConfigMap")["data"]["config.json"])
+    assert config == {
+        "apiBaseUrl": "https://api.example.com/base",
+        "apiKey": "client-1",
+        "title": "Llama Chat",
+    }
+    env = {e["name"]: e["value"] for e in container(manifests)["env"]}
+    assert env["CSP_CONNECT_SRC"] == "'self' https://api.example.com"
+
+
+def test_pod_is_restricted_with_a_read_only_root_and_emptydirs_for_nginx() -> None:
+    manifests = render()
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    security = container(manifests)["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    mounts = {m["mountPath"]: m["name"] for m in container(manifests)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for path in ("/tmp", "/etc/nginx/conf.d"):
+        assert "emptyDir" in volumes[mounts[path]], f"nginx writes to {path}"
+    assert volumes[mounts["/usr/share/nginx/config"]]["configMap"]["items"] == [
+        {"key": "config.json", "path": "config.json"}
+    ]
+
+
+def test_ingress_routes_the_host_to_the_ui_service() -> None:
+    ingress = one(
+        render(ingress={"enabled": True, "host": "chat.example.com", "tlsSecretName": "chat-tls"}), "Ingress"
+    )
+    rule = ingress["spec"]["rules"][0]
+    assert rule["host"] == "chat.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": NAME, "port": {"name": "http"}}
+    assert ingress["spec"]["tls"] == [{"secretName": "chat-tls", "hosts": ["chat.example.com"]}]
+
+
+def test_chat_ui_can_be_switched_off() -> None:
+    manifests = chart.render(
+        [], release="llama", namespace="llama", extra_values={"chat-ui": {"enabled": False}}
+    )
+    assert not [m for m in manifests if m["metadata"]["name"] == NAME]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"config": {"apiBaseUrl": ""}, "apiProxy": {"enabled": False}}, "enable apiProxy or set apiBaseUrl"),
+        ({"service": {"type": "ClusterIP", "nodePort": 30080}}, "set service.type=NodePort"),
+        ({"replicaCount": 1}, "raise replicaCount or disable the PDB"),
+        ({"config": {"apiBaseUrl": "ftp://files"}}, "apiBaseUrl"),
+        ({"image": {"tag": "latest"}}, "tag"),
+    ],
+)
+def test_contradictory_values_fail_with_a_sentence_naming_the_fix(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(chart.ChartError, match=message):
+        render(**values)

@@ -1,0 +1,106 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ChatClient, parseConfig } from "./api";
+import { ApiError } from "./errors";
+import type { ChatEvent } from "./sse";
+
+const client = new ChatClient({ apiBaseUrl: "http://api.test", apiKey: "k-1", title: "t" });
+
+function sse(text: string, init: ResponseInit = {}): Response {
+  return new Response(text, { status: 200, headers: { "Content-Type": "text/event-stream" }, ...init });
+}
+
+async function collect(signal = new AbortController().signal, idleTimeoutMs?: number): Promise<ChatEvent[]> {
+  const out: ChatEvent[] = [];
+  for await (const e of client.chat({ messages: [{ role: "user", content: "hi" }] }, { signal, idleTimeoutMs }))
+    out.push(e);
+  return out;
+}
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe("parseConfig", () => {
+  it("trims a trailing slash and drops an empty key", () => {
+    expect(parseConfig({ apiBaseUrl: "https://x.test/", apiKey: "" })).toEqual({
+      apiBaseUrl: "https://x.test",
+      apiKey: undefined,
+      title: "Llama Chat",
+    });
+  });
+  it("falls back to same origin for anything unexpected", () => {
+    expect(parseConfig(null).apiBaseUrl).toBe("");
+    expect(parseConfig({ apiBaseUrl: 42 }).apiBaseUrl).toBe("");
+  });
+});
+
+describe("ChatClient.chat", () => {
+  it("posts to /api/chat with the bearer key and yields the events", async () => {
+    const fetch = vi.fn().mockResolvedValue(sse('event: delta\ndata: {"content":"a"}\n\nevent: done\ndata: {"finish_reason":"stop"}\n\n'));
+    vi.stubGlobal("fetch", fetch);
+    const events = await collect();
+    expect(events.map((e) => e.type)).toEqual(["delta", "done"]);
+    const [url, init] = fetch.mock.calls[0];
+    expect(url).toBe("http://api.test/api/chat");
+    expect(init.headers.Authorization).toBe("Bearer k-1");
+    expect(JSON.parse(init.body)).toEqual({ messages: [{ role: "user", content: "hi" }] });
+  });
+
+  it("turns a 429 before the stream into an ApiError with Retry-After", async () => {
+    const body = JSON.stringify({ error: { message: "slow down", code: "rate_limit_exceeded" } });
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(new Response(body, { status: 429, headers: { "Retry-After": "7" } })));
+    const error = await collect().catch((e) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error).toMatchObject({ kind: "http", status: 429, retryAfterS: 7, message: "slow down" });
+  });
+
+  it("calls a refused connection a network failure", async () => {
+    vi.stubGlobal("fetch", vi.fn().mockRejectedValue(new TypeError("Failed to fetch")));
+    await expect(collect()).rejects.toMatchObject({ kind: "network" });
+  });
+
+  it("gives up with a timeout when no byte arrives in time", async () => {
+    vi.stubGlobal(
+      "fetch",
+      vi.fn((_url: string, init: RequestInit) =>
+        Promise.resolve(
+          new Response(
+            new ReadableStream({
+              start(controller) {
+                init.signal?.addEventListener("abort", () => controller.error(new DOMException("aborted", "AbortError")));
+              },
+            }),
+          ),
+        ),
+      ),
+    );
+    await expect(collect(undefined, 50)).rejects.toMatchObject({ kind: "timeout" });
+  });
+
+  it("lets Stop surface as an abort, not as an error to show", async () => {
+    const stop = new AbortController();
+    vi.stubGlobal(
+      "fetch",
+      vi.fn((_url: string, init: RequestInit) => {
+        stop.abort();
+        return Promise.reject(init.signal?.aborted ? new DOMException("aborted", "AbortError") : new Error("x"));
+      }),
+    );
+    await expect(collect(stop.signal)).rejects.toMatchObject({ name: "AbortError" });
+  });
+});
+
+describe("ChatClient.readiness", () => {
+  it("reports loading with chat-api's detail", async () => {
+    const body = JSON.stringify({ status: "loading", detail: "vLLM answers /health with 503" });
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(new Response(body, { status: 503 })));
+    expect(await client.readiness()).toEqual({ state: "loading", detail: "vLLM answers /health with 503" });
+  });
+  it("reports unreachable when nothing answers", async () => {
+    vi.stubGlobal("fetch", vi.fn().mockRejectedValue(new TypeError("Failed to fetch")));
+    expect((await client.readiness()).state).toBe("unreachable");
+  });
+  it("lists the models when ready", async () => {
+    const body = JSON.stringify({ status: "ready", models: ["m1"] });
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(new Response(body, { status: 200 })));
+    expect(await client.readiness()).toEqual({ state: "ready", models: ["m1"] });
+  });
+});
