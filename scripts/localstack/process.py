@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +142,24 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def start_identity(pid: int) -> str | None:
+    """When `pid` started (kernel clock ticks since boot), or None when it does not exist.
+
+    A recorded PID plus this tells our process from a later one that reuses the PID. Unlike the
+    command line, it is fixed from fork on: /proc/PID/cmdline can still be empty while the child
+    is inside exec, right after Popen returns.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        if sys.platform != "darwin" or not pid_alive(pid):
+            return None
+        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True)
+        return out.stdout.strip() or None
+    # Field 22; the command name (field 2) may contain spaces, so count from its closing paren.
+    return stat.rsplit(")", 1)[1].split()[19]
 
 
 def stop_pid(pid: int, grace: float = 15.0) -> None:

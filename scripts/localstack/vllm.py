@@ -7,10 +7,11 @@ in-process (no extra engine-core process to leak).
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from scripts.localstack.process import REPO_ROOT, ManagedProcess, http_ok
+from scripts.localstack.process import REPO_ROOT, ManagedProcess, StartupError, http_ok
 
 VLLM_VENV = REPO_ROOT / ".venv-vllm"
 VLLM_PYTHON = VLLM_VENV / "bin" / "python"
@@ -36,6 +37,31 @@ def vllm_available() -> tuple[bool, str]:
     if not (VLLM_VENV / ".installed").exists() and not any(VLLM_VENV.glob("lib/python*/site-packages/vllm")):
         return False, f"vLLM is not installed in {VLLM_VENV}; run `make deps-local`"
     return True, ""
+
+
+def ensure_tiny_model(out: Path | None = None) -> Path:
+    """The tiny offline Llama, made first if missing (seconds). Raises StartupError with its output.
+
+    scripts.tiny_model needs torch and transformers, which live in the vLLM venv.
+    """
+    from scripts.tiny_model import DEFAULT_OUT, is_complete
+
+    out = out or DEFAULT_OUT
+    if is_complete(out):
+        return out
+    result = subprocess.run(
+        [str(VLLM_PYTHON), "-m", "scripts.tiny_model", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StartupError(
+            f"scripts.tiny_model failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return out
 
 
 def vllm_argv(model_dir: Path, port: int, served_name: str, extra_args: Sequence[str] = ()) -> list[str]:

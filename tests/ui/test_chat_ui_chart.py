@@ -123,3 +123,15 @@ def test_contradictory_values_fail_with_a_sentence_naming_the_fix(
 ) -> None:
     with pytest.raises(chart.ChartError, match=message):
         render(**values)
+
+
+@pytest.mark.parametrize(
+    ("values_file", "how_to_open"),
+    [
+        ("values/aws-t4.yaml", "Open http://<a node's public address>:30080"),
+        ("values/local-cpu.yaml", "port-forward svc/llama-chat-ui 8080:8080"),
+    ],
+)
+def test_install_notes_say_where_to_open_the_chat(values_file: str, how_to_open: str) -> None:
+    rendered = chart.render_templates(chart.merged_values([REPO_ROOT / values_file]))
+    assert how_to_open in rendered["platform/templates/NOTES.txt"]
