@@ -47,9 +47,7 @@ def start_chat_api(
         env=chat_api_env(port, upstream_url, env),
     ).start()
     if wait:
-        try:
-            proc.wait_ready(http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=timeout, interval=0.2)
-        except BaseException:
-            proc.stop()
-            raise
+        proc.wait_ready(
+            http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=timeout, interval=0.2, stop_on_failure=True
+        )
     return proc

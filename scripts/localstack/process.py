@@ -92,8 +92,20 @@ class ManagedProcess:
         timeout: float,
         on_wait: Callable[[float], None] | None = None,
         interval: float = 0.5,
+        stop_on_failure: bool = False,
     ) -> None:
-        """Poll `probe` until it is true; fail fast if the process dies, with its log's tail."""
+        """Poll `probe` until it is true; fail fast if the process dies, with its log's tail.
+
+        With `stop_on_failure`, a process that is not ready in time (or an interrupted wait) is
+        stopped before the error propagates, so a failed start leaves nothing running.
+        """
+        if stop_on_failure:
+            try:
+                self.wait_ready(probe, timeout, on_wait, interval)
+            except BaseException:
+                self.stop()
+                raise
+            return
         started = time.monotonic()
         while True:
             if not self.alive():

@@ -139,11 +139,12 @@ def start_prometheus(
         log_path=log_path,
     ).start()
     if wait:
-        try:
-            proc.wait_ready(http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=timeout, on_wait=on_wait)
-        except BaseException:
-            proc.stop()
-            raise
+        proc.wait_ready(
+            http_ok(f"http://127.0.0.1:{port}/-/ready"),
+            timeout=timeout,
+            on_wait=on_wait,
+            stop_on_failure=True,
+        )
     return proc
 
 
@@ -179,11 +180,7 @@ def start_local_prometheus(
     """`make up`'s Prometheus: scrapes vLLM and chat-api every 5 s and evaluates the platform's rules."""
     proc = local_prometheus(run_dir, port, log_path, vllm_target, chat_api_target).start()
     if wait:
-        try:
-            proc.wait_ready(http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=timeout)
-        except BaseException:
-            proc.stop()
-            raise
+        proc.wait_ready(http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=timeout, stop_on_failure=True)
     return proc
 
 

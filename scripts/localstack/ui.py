@@ -150,11 +150,9 @@ def start_ui(
     ]  # fmt: skip
     proc = ManagedProcess(name=f"chat-ui:{port}", argv=argv, log_path=log_path, env=env).start()
     if wait:
-        try:
-            proc.wait_ready(http_ok(f"http://{host}:{port}/config.json"), timeout=timeout, interval=0.2)
-        except BaseException:
-            proc.stop()
-            raise
+        proc.wait_ready(
+            http_ok(f"http://{host}:{port}/config.json"), timeout=timeout, interval=0.2, stop_on_failure=True
+        )
     return proc
 
 

@@ -113,9 +113,7 @@ def start_vllm(
         env={**VLLM_ENV, **(env or {})},
     ).start()
     if wait:
-        try:
-            proc.wait_ready(http_ok(f"http://127.0.0.1:{port}/health"), timeout=timeout, on_wait=on_wait)
-        except BaseException:
-            proc.stop()
-            raise
+        proc.wait_ready(
+            http_ok(f"http://127.0.0.1:{port}/health"), timeout=timeout, on_wait=on_wait, stop_on_failure=True
+        )
     return proc
