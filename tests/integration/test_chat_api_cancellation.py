@@ -41,9 +41,12 @@ def _assert_upstream_aborted(vllm_server, chat_api, before: VllmCounts, route: s
     vllm_server.wait_metric("vllm:num_requests_running", lambda v: v == 0, timeout=10)
     stopped_after = time.monotonic() - started
     after = VllmCounts.of(vllm_server)
-    # It did not run to its end: not finished (any reason), and far from its max_tokens.
+    # It did not run to its end: not finished (any reason), and short of its max_tokens. How far
+    # short depends on how fast this machine is at that moment (the tiny model makes hundreds of
+    # tokens a second; on a loaded CI machine the abort once landed after 1299 of 1500), so the
+    # bound is the request's own length, not a fraction of it.
     assert after.finished == before.finished, "vLLM finished the request instead of aborting it"
-    assert after.generated - before.generated < LONG_MAX_TOKENS / 2
+    assert after.generated - before.generated < LONG_MAX_TOKENS
     # And it stays stopped: no tokens keep coming for it.
     time.sleep(0.5)
     assert vllm_server.metric_value("vllm:generation_tokens_total") == after.generated
