@@ -30,6 +30,11 @@ class Check:
     detail: str
     fix: str = ""
 
+    @classmethod
+    def passed_if(cls, name: str, ok: bool, detail: str, fix: str) -> Check:
+        """ok, or fail with the fix: the fix is shown only when there is something to fix."""
+        return cls(name, "ok" if ok else "fail", detail, "" if ok else fix)
+
 
 @dataclass(frozen=True)
 class GpuInfo:
@@ -57,22 +62,20 @@ def gpu_checks(node: str, gpus: list[GpuInfo]) -> list[Check]:
     for i, gpu in enumerate(gpus):
         label = f"{node}: GPU {i} {gpu.name}"
         checks.append(Check(f"{label} driver", "ok", f"driver {gpu.driver} answers through NVML"))
-        cc_ok = gpu.compute_capability >= MIN_COMPUTE_CAPABILITY
         checks.append(
-            Check(
+            Check.passed_if(
                 f"{label} compute capability",
-                "ok" if cc_ok else "fail",
+                gpu.compute_capability >= MIN_COMPUTE_CAPABILITY,
                 f"{gpu.compute_capability:.1f} (needs >= {MIN_COMPUTE_CAPABILITY})",
-                "" if cc_ok else "use g4dn (T4, 7.5) or g5 (A10G, 8.6) instances",
+                "use g4dn (T4, 7.5) or g5 (A10G, 8.6) instances",
             )
         )
-        mem_ok = gpu.memory_mib >= MIN_GPU_MEMORY_MIB
         checks.append(
-            Check(
+            Check.passed_if(
                 f"{label} memory",
-                "ok" if mem_ok else "fail",
+                gpu.memory_mib >= MIN_GPU_MEMORY_MIB,
                 f"{gpu.memory_mib} MiB (needs >= {MIN_GPU_MEMORY_MIB} for Llama 3.2 3B in fp16)",
-                "" if mem_ok else "pick a GPU with at least 16 GB (T4, A10G, L4)",
+                "pick a GPU with at least 16 GB (T4, A10G, L4)",
             )
         )
     return checks
@@ -160,11 +163,11 @@ class Doctor:
         runtime = session.run("containerd config dump", check=False, timeout=60)
         has_runtime = runtime.code == 0 and "runtimes.nvidia]" in runtime.stdout
         checks.append(
-            Check(
+            Check.passed_if(
                 f"{node.name}: containerd runtime nvidia",
-                "ok" if has_runtime else "fail",
+                has_runtime,
                 "configured" if has_runtime else "no nvidia runtime in containerd: the node shows 0 GPUs",
-                "" if has_runtime else "make bootstrap (nvidia-ctk runtime configure, restarts containerd)",
+                "make bootstrap (nvidia-ctk runtime configure, restarts containerd)",
             )
         )
         labels = (item or {}).get("metadata", {}).get("labels", {})
@@ -173,11 +176,11 @@ class Doctor:
             t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule" for t in taints
         )
         checks.append(
-            Check(
+            Check.passed_if(
                 f"{node.name}: GPU label and taint",
-                "ok" if placed else "fail",
+                placed,
                 "nvidia.com/gpu.present=true, nvidia.com/gpu=present:NoSchedule" if placed else "missing",
-                "" if placed else "make bootstrap (labels and taints GPU nodes)",
+                "make bootstrap (labels and taints GPU nodes)",
             )
         )
         allocatable = (item or {}).get("status", {}).get("allocatable", {}).get("nvidia.com/gpu", "0")
