@@ -22,7 +22,7 @@ from chat_api.errors import ApiError, InvalidRequest, Unauthorized
 from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import UNMATCHED_ROUTE, Metrics
 from chat_api.routes import chat, health, openai
-from chat_api.upstream import Upstream, make_client
+from chat_api.upstream import Upstream, make_client, make_transport
 
 access_log = logging.getLogger("chat_api.access")
 log = logging.getLogger("chat_api")
@@ -104,8 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = make_client(settings)
-        services.upstream = Upstream(settings, client, metrics)
+        transport = make_transport(settings)
+        client = make_client(settings, transport)
+        services.upstream = Upstream(settings, client, metrics, transport)
         log.info(
             "chat-api started",
             extra={

@@ -267,7 +267,10 @@ def raw_body(response: httpx.Response, timeout: float | None) -> RawChunkedBody 
     if response.headers.get("transfer-encoding", "").lower() != "chunked":
         return None
     try:
-        connection = response.stream._stream._httpcore_stream._stream._connection  # type: ignore[attr-defined]
+        stream = response.stream
+        # From the client, httpx wraps the transport's stream once more (BoundAsyncStream).
+        stream = getattr(stream, "_stream", stream)
+        connection = stream._httpcore_stream._stream._connection  # type: ignore[attr-defined]
         network = connection._network_stream
         buffered, closed = connection._h11_state.trailing_data
     except AttributeError:

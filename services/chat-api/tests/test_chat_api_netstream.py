@@ -15,11 +15,13 @@ pytestmark = pytest.mark.unit
 BODY = [b"data: one\n\n", b"data: two\n\n", b"data: [DONE]\n\n"]
 
 
-async def _server() -> tuple[asyncio.AbstractServer, int]:
+async def _server(heads: list[bytes] | None = None) -> tuple[asyncio.AbstractServer, int]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                await reader.readuntil(b"\r\n\r\n")
+                head = await reader.readuntil(b"\r\n\r\n")
+                if heads is not None:
+                    heads.append(head)
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n"
                     b"content-type: text/event-stream\r\n\r\n"
@@ -92,3 +94,28 @@ async def test_the_raw_body_reader_reports_a_cut_stream_as_an_httpx_error():
     with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
         async for _ in reader:
             pass
+
+
+async def test_the_streaming_post_goes_to_the_transport_with_its_headers_and_the_raw_reader():
+    from chat_api.metrics import Metrics
+    from chat_api.netstream import RawChunkedBody, raw_body
+    from chat_api.upstream import Upstream, body_chunks, make_transport
+
+    heads: list[bytes] = []
+    server, port = await _server(heads)
+    async with server:
+        settings = Settings(upstream_url=f"http://127.0.0.1:{port}")
+        transport = make_transport(settings)
+        upstream = Upstream(settings, make_client(settings, transport), Metrics(), transport)
+        response = await upstream.open_stream(b"{}", "req-42")
+        try:
+            assert isinstance(raw_body(response, 5), RawChunkedBody)
+            assert b"".join([c async for c in body_chunks(response, settings)]) == b"".join(BODY)
+        finally:
+            await response.aclose()
+        head = heads[0].decode().lower()
+        assert head.startswith("post /v1/chat/completions http/1.1\r\n")
+        for line in (f"host: 127.0.0.1:{port}", "x-request-id: req-42", "content-length: 2"):
+            assert f"\r\n{line}\r\n" in head
+        assert "accept-encoding" not in head  # an SSE stream must not be compressed on the way
+        await upstream.client.aclose()
