@@ -127,6 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # chat-api reports through its own Prometheus metrics and JSON logs. Left on, FastAPI's
+        # OpenTelemetry hooks look up the global providers on every request, even unconfigured.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.services = services
     app.include_router(openai.router)

@@ -59,7 +59,7 @@ async def relay_events(
     outcome = "ok"
     try:
         try:
-            async for chunk in body_chunks(response, services.settings):
+            async for chunk in body_chunks(response):
                 guard.last = loop_time()
                 for event in parser.feed(chunk):
                     if type(event) is Delta:

@@ -207,14 +207,16 @@ class RawChunkedBody:
     the rest from the socket itself, joining every complete chunk that is there into one piece.
     The connection is not reused afterwards (h11 never saw the body end, so httpcore closes it on
     `aclose()`), which costs one loopback connect per stream.
+
+    Its reads carry no timer: every caller reads under a StreamGuard, which enforces the
+    first-token, idle and total timeouts with one timer per stream instead of one per token.
     """
 
-    __slots__ = ("_buffer", "_stream", "_timeout")
+    __slots__ = ("_buffer", "_stream")
 
-    def __init__(self, stream: LeanStream, buffered: bytes, timeout: float | None) -> None:
+    def __init__(self, stream: LeanStream, buffered: bytes) -> None:
         self._stream = stream
         self._buffer = buffered
-        self._timeout = timeout
 
     async def __aiter__(self) -> Any:
         buf = self._buffer
@@ -246,7 +248,7 @@ class RawChunkedBody:
             if finished:
                 return
             try:
-                data = await read(65536, self._timeout)
+                data = await read(65536, None)
             except httpcore.TimeoutException as exc:
                 raise httpx.ReadTimeout(str(exc)) from None
             except httpcore.NetworkError as exc:
@@ -258,7 +260,7 @@ class RawChunkedBody:
             buf = buf + data if buf else data
 
 
-def raw_body(response: httpx.Response, timeout: float | None) -> RawChunkedBody | None:
+def raw_body(response: httpx.Response) -> RawChunkedBody | None:
     """The fast reader for `response`'s body when it came over a LeanStream, else None.
 
     It reaches through httpx 0.28 / httpcore 1.0 internals; anything unexpected means None and
@@ -277,4 +279,4 @@ def raw_body(response: httpx.Response, timeout: float | None) -> RawChunkedBody 
         return None
     if not isinstance(network, LeanStream) or closed:
         return None
-    return RawChunkedBody(network, buffered, timeout)
+    return RawChunkedBody(network, buffered)

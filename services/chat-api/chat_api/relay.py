@@ -116,7 +116,7 @@ class ProxyStream(Response):
             pending = b""
             first = True
             saw_done = False
-            async for chunk in body_chunks(response, services.settings):
+            async for chunk in body_chunks(response):
                 guard.last = loop_time()
                 if pending:
                     chunk = pending + chunk

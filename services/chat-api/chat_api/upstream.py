@@ -256,10 +256,12 @@ class Upstream:
         return state.models[0] if state.models else None
 
 
-def body_chunks(response: httpx.Response, settings: Settings) -> AsyncIterator[bytes]:
-    """The upstream body as it arrives: the raw fast path when possible, else httpx's own."""
-    backstop = max(settings.first_token_timeout_s, settings.idle_timeout_s, settings.total_timeout_s) + 5
-    fast = raw_body(response, backstop)
+def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream body as it arrives: the raw fast path when possible, else httpx's own.
+
+    Callers read it under a StreamGuard (the timeouts); httpx's read timeout is only a backstop
+    on the fallback path."""
+    fast = raw_body(response)
     if fast is not None:
         return fast.__aiter__()
     return response.aiter_raw()

@@ -73,12 +73,12 @@ async def test_the_raw_body_reader_yields_the_same_bytes_as_httpx_and_closes_cle
         settings = Settings(upstream_url=f"http://127.0.0.1:{port}")
         client = make_client(settings)
         async with client.stream("GET", "/v1/chat/completions") as response:
-            assert isinstance(raw_body(response, 5), RawChunkedBody)
-            chunks = [c async for c in body_chunks(response, settings)]
+            assert isinstance(raw_body(response), RawChunkedBody)
+            chunks = [c async for c in body_chunks(response)]
         assert b"".join(chunks) == b"".join(BODY)
         # The connection is not reused (h11 never saw the end); the next request opens a fresh one.
         async with client.stream("GET", "/v1/chat/completions") as response:
-            assert b"".join([c async for c in body_chunks(response, settings)]) == b"".join(BODY)
+            assert b"".join([c async for c in body_chunks(response)]) == b"".join(BODY)
         await client.aclose()
 
 
@@ -90,7 +90,7 @@ async def test_the_raw_body_reader_reports_a_cut_stream_as_an_httpx_error():
         async def read(self, max_bytes, timeout=None):  # noqa: ASYNC109 - httpcore's signature
             return b""
 
-    reader = RawChunkedBody(Cut(), b"5\r\nhel", 1)  # type: ignore[arg-type]
+    reader = RawChunkedBody(Cut(), b"5\r\nhel")  # type: ignore[arg-type]
     with pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"):
         async for _ in reader:
             pass
@@ -109,8 +109,8 @@ async def test_the_streaming_post_goes_to_the_transport_with_its_headers_and_the
         upstream = Upstream(settings, make_client(settings, transport), Metrics(), transport)
         response = await upstream.open_stream(b"{}", "req-42")
         try:
-            assert isinstance(raw_body(response, 5), RawChunkedBody)
-            assert b"".join([c async for c in body_chunks(response, settings)]) == b"".join(BODY)
+            assert isinstance(raw_body(response), RawChunkedBody)
+            assert b"".join([c async for c in body_chunks(response)]) == b"".join(BODY)
         finally:
             await response.aclose()
         head = heads[0].decode().lower()
