@@ -105,7 +105,8 @@ async def one_request(client: httpx.AsyncClient, url: str, body: bytes, headers:
             if response.status_code != 200:
                 text = (await response.aread())[:300].decode(errors="replace")
                 return Sample(False, error=f"HTTP {response.status_code}: {text}")
-            async for chunk in response.aiter_raw():
+            body = response.aiter_raw()
+            async for chunk in body:
                 now = time.perf_counter()
                 for event in parser.feed(chunk):
                     if type(event) is Delta:
@@ -116,6 +117,10 @@ async def one_request(client: httpx.AsyncClient, url: str, body: bytes, headers:
                         last = now
                     elif type(event) is Done:
                         end = time.perf_counter()
+                        # Read the body to its end, so the connection is reused as a real client's
+                        # would be (leaving early closes it and looks like a disconnect upstream).
+                        async for _ in body:
+                            pass
                         return Sample(
                             True,
                             ttft=(first or end) - started,
