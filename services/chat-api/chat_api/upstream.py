@@ -67,9 +67,9 @@ def make_transport(settings: Settings) -> httpx.AsyncBaseTransport:
 def make_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """The app's single pooled client (owned by the lifespan), on `transport` when given."""
     return httpx.AsyncClient(
+        # The transport carries the connection limits; a client given one ignores its own.
         transport=transport or make_transport(settings),
         base_url=settings.upstream_url,
-        limits=make_limits(settings),
         timeout=make_timeout(settings),
         trust_env=False,
         follow_redirects=False,
@@ -93,12 +93,12 @@ class Upstream:
         settings: Settings,
         client: httpx.AsyncClient,
         metrics: Metrics,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport,
     ) -> None:
         self.settings = settings
         self.client = client
         self.metrics = metrics
-        # The streaming POST goes to the client's transport directly, with a request built once
+        # The streaming POST goes to the client's transport (`transport`) directly, with a request built once
         # per call from a pre-parsed URL: the client layer's URL merging, cookie jar, auth and
         # redirect hooks cost about as much per request as relaying 15 tokens, and a proxy to
         # vLLM uses none of them. Timeouts travel in the request, as the client would put them.
@@ -152,9 +152,6 @@ class Upstream:
             raise self._error(upstream_http_error(response.status_code, error_body))
 
     async def _send_streaming(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        if self.transport is None:
-            request = self.client.build_request("POST", CHAT_PATH, content=body, headers=headers)
-            return await self.client.send(request, stream=True)
         request = httpx.Request(
             "POST", self.chat_url, content=body, headers=headers, extensions=self.request_extensions
         )
