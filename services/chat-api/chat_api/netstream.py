@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+import h11
 import httpcore
 import httpx
 
@@ -181,9 +183,14 @@ class LeanBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-def lean_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's own transport (its exception mapping, its pool) with the lean backend underneath."""
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+def lean_transport(
+    limits: httpx.Limits, ssl_context: ssl.SSLContext | None = None
+) -> httpx.AsyncHTTPTransport:
+    """httpx's own transport (its exception mapping, its pool) with the lean backend underneath.
+
+    The lean backend never speaks TLS, so the SSL context httpx insists on is never used; pass
+    one to share it (building one loads the CA bundle, about 5 ms)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False, verify=ssl_context or True)
     # httpx 0.28 has no public switch for the network backend; the pool is rebuilt with the same
     # arguments httpx passes (tests pin that the client really uses it).
     transport._pool = httpcore.AsyncConnectionPool(
@@ -198,6 +205,93 @@ def lean_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     return transport
 
 
+class ConnectionSlots(httpx.AsyncBaseTransport):
+    """httpx transport to vLLM that gives each request a lean transport holding one connection.
+
+    A request takes the most recently freed slot (its keep-alive connection is the warmest) or
+    opens a new one, up to `max_connections`; closing the response gives the slot back. This
+    exists because of httpcore 1.0's pool: on every request and every close it walks all its
+    connections once per idle connection (encode/httpcore#1035, quadratic). With connections
+    kept alive at 64 streams that walk was over half of chat-api's CPU (py-spy), so one pool of
+    64 connections became 64 pools of one, which have nothing to walk. Each slot is still
+    httpx's own transport: its exception mapping, its keep-alive expiry, its reconnects.
+    """
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._one = httpx.Limits(
+            max_connections=1, max_keepalive_connections=1, keepalive_expiry=limits.keepalive_expiry
+        )
+        self._free: list[httpx.AsyncHTTPTransport] = []
+        self._all: list[httpx.AsyncHTTPTransport] = []
+        self._ssl = httpx.create_ssl_context(trust_env=False)
+        self._capacity = asyncio.Semaphore(limits.max_connections or 1024)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._capacity.locked():
+            # Every slot busy (admission control normally keeps well below this): wait as long
+            # as httpx's pool timeout allows.
+            wait = request.extensions.get("timeout", {}).get("pool")
+            try:
+                async with asyncio.timeout(wait):
+                    await self._capacity.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout(
+                    "no free connection to vLLM (CHAT_API_UPSTREAM_MAX_CONNECTIONS)"
+                ) from None
+        else:
+            await self._capacity.acquire()
+        slot = self._free.pop() if self._free else self._open_slot()
+        try:
+            response = await slot.handle_async_request(request)
+        except BaseException:
+            self._release(slot)
+            raise
+        response.stream = _SlotStream(response.stream, self, slot)  # type: ignore[arg-type]
+        return response
+
+    def _open_slot(self) -> httpx.AsyncHTTPTransport:
+        slot = lean_transport(self._one, self._ssl)
+        self._all.append(slot)
+        return slot
+
+    def _release(self, slot: httpx.AsyncHTTPTransport) -> None:
+        self._free.append(slot)
+        self._capacity.release()
+
+    @property
+    def slots(self) -> int:
+        return len(self._all)
+
+    async def aclose(self) -> None:
+        for slot in self._all:
+            await slot.aclose()
+        self._all.clear()
+        self._free.clear()
+
+
+class _SlotStream(httpx.AsyncByteStream):
+    """The response body; closing it hands the slot back. `_stream` is what `raw_body` unwraps."""
+
+    __slots__ = ("_owner", "_slot", "_stream")
+
+    def __init__(self, stream: httpx.AsyncByteStream, owner: ConnectionSlots, slot: httpx.AsyncHTTPTransport):
+        self._stream = stream
+        self._owner = owner
+        self._slot: httpx.AsyncHTTPTransport | None = slot
+
+    async def __aiter__(self) -> Any:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            slot, self._slot = self._slot, None
+            if slot is not None:
+                self._owner._release(slot)
+
+
 class RawChunkedBody:
     """Reads a chunked response body straight from a LeanStream, past httpx/httpcore/h11.
 
@@ -205,18 +299,28 @@ class RawChunkedBody:
     for a proxy whose whole job is moving those bytes that was most of its CPU. Once httpx has
     parsed the status line and headers, this takes the bytes h11 had already buffered and reads
     the rest from the socket itself, joining every complete chunk that is there into one piece.
-    The connection is not reused afterwards (h11 never saw the body end, so httpcore closes it on
-    `aclose()`), which costs one loopback connect per stream.
+
+    The connection stays reusable: when the body ends exactly with the last chunk (no trailers,
+    nothing after it), h11 is told the end of the message, so httpcore pools the connection on
+    `aclose()` as if h11 had read the body itself. A new TCP connection per stream cost vLLM's
+    API server an accept and a connection setup on its busy event loop; at 64 streams a client
+    sending `connection: close` straight to vLLM saw its time to first token double. A body that
+    ends any other way (cut, trailers, extra bytes) leaves h11 where it was, and httpcore closes
+    the connection.
 
     Its reads carry no timer: every caller reads under a StreamGuard, which enforces the
     first-token, idle and total timeouts with one timer per stream instead of one per token.
     """
 
-    __slots__ = ("_buffer", "_stream")
+    __slots__ = ("_buffer", "_h11", "_h11_has_end", "_stream")
 
-    def __init__(self, stream: LeanStream, buffered: bytes) -> None:
+    def __init__(self, stream: LeanStream, buffered: bytes, h11_connection: Any = None) -> None:
         self._stream = stream
         self._buffer = buffered
+        # h11 still holds `buffered` unparsed. It can be handed the end of the message only if
+        # those bytes are whole chunks; otherwise the connection is not offered back to the pool.
+        whole, self._h11_has_end = _scan_chunks(buffered)
+        self._h11 = h11_connection if whole else None
 
     async def __aiter__(self) -> Any:
         buf = self._buffer
@@ -234,7 +338,11 @@ class RawChunkedBody:
                 except ValueError:
                     raise httpx.RemoteProtocolError("vLLM sent a malformed chunk header") from None
                 if size == 0:
+                    if len(buf) < eol + 4:
+                        break  # the last chunk's closing CRLF has not arrived yet
                     finished = True
+                    if buf[eol + 2 :] == b"\r\n":  # no trailers, nothing after the message
+                        self._end_message()
                     break
                 end = eol + 2 + size
                 if len(buf) < end + 2:
@@ -259,6 +367,44 @@ class RawChunkedBody:
                 )
             buf = buf + data if buf else data
 
+    def _end_message(self) -> None:
+        """Let h11 parse the end of the body (its public API), so httpcore can pool the connection.
+
+        h11 sees only the chunks it had buffered plus the last chunk; anything unexpected leaves
+        it short of DONE, and httpcore then closes the connection as before."""
+        conn = self._h11
+        if conn is None:
+            return
+        try:
+            if not self._h11_has_end:
+                conn.receive_data(b"0\r\n\r\n")
+            while True:
+                event = conn.next_event()
+                if type(event) is h11.EndOfMessage:
+                    return
+                if type(event) is not h11.Data:
+                    return
+        except h11.ProtocolError:
+            return
+
+
+def _scan_chunks(data: bytes) -> tuple[bool, bool]:
+    """(whether `data` is a run of whole chunks, whether it ends with the last chunk)."""
+    pos = 0
+    while pos < len(data):
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return False, False
+        try:
+            size = int(data[pos:eol].split(b";", 1)[0], 16)
+        except ValueError:
+            return False, False
+        if size == 0:
+            ended = data[eol + 2 :] == b"\r\n"
+            return ended, ended
+        pos = eol + 2 + size + 2
+    return pos == len(data), False
+
 
 def raw_body(response: httpx.Response) -> RawChunkedBody | None:
     """The fast reader for `response`'s body when it came over a LeanStream, else None.
@@ -270,8 +416,10 @@ def raw_body(response: httpx.Response) -> RawChunkedBody | None:
         return None
     try:
         stream = response.stream
-        # From the client, httpx wraps the transport's stream once more (BoundAsyncStream).
-        stream = getattr(stream, "_stream", stream)
+        # httpx's client (BoundAsyncStream) and ConnectionSlots (_SlotStream) each wrap the
+        # transport's stream once; unwrap down to httpx's own AsyncResponseStream.
+        while not hasattr(stream, "_httpcore_stream"):
+            stream = stream._stream  # type: ignore[attr-defined]
         connection = stream._httpcore_stream._stream._connection  # type: ignore[attr-defined]
         network = connection._network_stream
         buffered, closed = connection._h11_state.trailing_data
@@ -279,4 +427,4 @@ def raw_body(response: httpx.Response) -> RawChunkedBody | None:
         return None
     if not isinstance(network, LeanStream) or closed:
         return None
-    return RawChunkedBody(network, buffered)
+    return RawChunkedBody(network, buffered, connection._h11_state)

@@ -26,7 +26,7 @@ from chat_api.errors import (
     upstream_http_error,
 )
 from chat_api.metrics import Metrics
-from chat_api.netstream import lean_transport, raw_body
+from chat_api.netstream import ConnectionSlots, raw_body
 
 log = logging.getLogger("chat_api.upstream")
 
@@ -42,7 +42,9 @@ def make_limits(settings: Settings) -> httpx.Limits:
     return httpx.Limits(
         max_connections=settings.upstream_max_connections,
         max_keepalive_connections=settings.upstream_max_connections,
-        keepalive_expiry=30.0,
+        # Under vLLM's own idle keep-alive (uvicorn's 5 s, VLLM_HTTP_TIMEOUT_KEEP_ALIVE), so chat-api
+        # drops an idle connection before vLLM does, not while a request is being written to it.
+        keepalive_expiry=4.0,
     )
 
 
@@ -57,10 +59,11 @@ def make_timeout(settings: Settings) -> httpx.Timeout:
 
 
 def make_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    """httpx's transport to vLLM: over the lean backend for plain HTTP, httpx's default for TLS."""
+    """httpx's transport to vLLM: one-connection slots over the lean backend for plain HTTP,
+    httpx's default for TLS."""
     limits = make_limits(settings)
     if settings.upstream_url.startswith("http://"):
-        return lean_transport(limits)
+        return ConnectionSlots(limits)
     return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpcore
+import httpx
 import pytest
 from chat_api.config import Settings
 from chat_api.netstream import LeanBackend
@@ -15,8 +16,19 @@ pytestmark = pytest.mark.unit
 BODY = [b"data: one\n\n", b"data: two\n\n", b"data: [DONE]\n\n"]
 
 
-async def _server(heads: list[bytes] | None = None) -> tuple[asyncio.AbstractServer, int]:
+async def _server(
+    heads: list[bytes] | None = None,
+    tail: bytes = b"0\r\n\r\n",
+    with_headers: int = 0,
+    connections: list[int] | None = None,
+) -> tuple[asyncio.AbstractServer, int]:
+    """A chunked SSE server. `with_headers` bytes of the body go out in the same write as the
+    headers (so h11 has them buffered); `connections` counts accepted connections."""
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if connections is not None:
+            connections.append(1)
+        body = b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in BODY) + tail
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -24,14 +36,14 @@ async def _server(heads: list[bytes] | None = None) -> tuple[asyncio.AbstractSer
                     heads.append(head)
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n"
-                    b"content-type: text/event-stream\r\n\r\n"
+                    b"content-type: text/event-stream\r\n\r\n" + body[:with_headers]
                 )
-                for part in BODY:
-                    writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
-                    await writer.drain()
-                    await asyncio.sleep(0.01)
-                writer.write(b"0\r\n\r\n")
                 await writer.drain()
+                await asyncio.sleep(0.01)
+                for start in range(with_headers, len(body), 16):
+                    writer.write(body[start : start + 16])
+                    await writer.drain()
+                    await asyncio.sleep(0.002)
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
@@ -39,23 +51,67 @@ async def _server(heads: list[bytes] | None = None) -> tuple[asyncio.AbstractSer
     return server, server.sockets[0].getsockname()[1]
 
 
-async def test_plain_http_upstreams_use_the_lean_backend_and_reuse_connections():
-    server, port = await _server()
+async def test_plain_http_upstreams_use_lean_one_connection_slots_and_reuse_them():
+    from chat_api.netstream import ConnectionSlots
+
+    connections: list[int] = []
+    server, port = await _server(connections=connections)
     async with server:
         client = make_client(Settings(upstream_url=f"http://127.0.0.1:{port}"))
-        pool = client._transport._pool  # type: ignore[attr-defined]
-        assert isinstance(pool._network_backend, LeanBackend)
+        slots = client._transport  # type: ignore[attr-defined]
+        assert isinstance(slots, ConnectionSlots)
         for _ in range(2):
             async with client.stream("GET", "/v1/chat/completions") as response:
                 chunks = [c async for c in response.aiter_raw()]
             assert b"".join(chunks) == b"".join(BODY)
-        assert len(pool.connections) == 1  # kept alive and reused
+        assert slots.slots == 1 and len(connections) == 1  # one slot, its connection kept alive
+        assert isinstance(slots._all[0]._pool._network_backend, LeanBackend)
+        # Two streams at once take two slots; both come back and are reused afterwards.
+        async with client.stream("GET", "/v1/chat/completions") as first:
+            async with client.stream("GET", "/v1/chat/completions") as second:
+                assert b"".join([c async for c in second.aiter_raw()]) == b"".join(BODY)
+            assert b"".join([c async for c in first.aiter_raw()]) == b"".join(BODY)
+        assert slots.slots == 2 and len(connections) == 2
+        async with client.stream("GET", "/v1/chat/completions") as response:
+            await response.aread()
+        assert slots.slots == 2 and len(connections) == 2
         await client.aclose()
+
+
+async def test_a_request_that_fails_gives_its_slot_back():
+    from chat_api.netstream import ConnectionSlots
+
+    slots = ConnectionSlots(httpx.Limits(max_connections=1))
+    for _ in range(3):  # with one slot, a leaked slot would make the second try wait forever
+        with pytest.raises(httpx.ConnectError):
+            await asyncio.wait_for(slots.handle_async_request(httpx.Request("GET", "http://127.0.0.1:1/")), 5)
+    assert slots.slots == 1
+    await slots.aclose()
+
+
+async def test_when_every_slot_is_busy_a_request_waits_up_to_the_pool_timeout():
+    from chat_api.netstream import ConnectionSlots
+
+    server, port = await _server()
+    async with server:
+        slots = ConnectionSlots(httpx.Limits(max_connections=1))
+        url = f"http://127.0.0.1:{port}/"
+        held = await slots.handle_async_request(httpx.Request("GET", url))
+        with pytest.raises(httpx.PoolTimeout, match="CHAT_API_UPSTREAM_MAX_CONNECTIONS"):
+            await slots.handle_async_request(
+                httpx.Request("GET", url, extensions={"timeout": {"pool": 0.05}})
+            )
+        await held.aclose()
+        again = await slots.handle_async_request(httpx.Request("GET", url))
+        await again.aclose()
+        await slots.aclose()
 
 
 async def test_https_upstreams_keep_httpx_default_backend():
     client = make_client(Settings(upstream_url="https://vllm.example:8000"))
-    assert not isinstance(getattr(client._transport._pool, "_network_backend", None), LeanBackend)  # type: ignore[attr-defined]
+    transport = client._transport  # type: ignore[attr-defined]
+    assert isinstance(transport, httpx.AsyncHTTPTransport)
+    assert not isinstance(getattr(transport._pool, "_network_backend", None), LeanBackend)
     await client.aclose()
 
 
@@ -64,26 +120,66 @@ async def test_a_refused_connection_is_a_connect_error():
         await LeanBackend().connect_tcp("127.0.0.1", 1, timeout=2)
 
 
-async def test_the_raw_body_reader_yields_the_same_bytes_as_httpx_and_closes_cleanly():
+@pytest.mark.parametrize(
+    ("with_headers", "why"),
+    [(0, "nothing buffered"), (16, "one whole chunk buffered"), (56, "the whole body buffered")],
+)
+async def test_the_raw_body_reader_yields_httpx_bytes_and_keeps_the_connection(with_headers, why):
     from chat_api.netstream import RawChunkedBody, raw_body
     from chat_api.upstream import body_chunks
 
-    server, port = await _server()
+    connections: list[int] = []
+    server, port = await _server(with_headers=with_headers, connections=connections)
     async with server:
-        settings = Settings(upstream_url=f"http://127.0.0.1:{port}")
-        client = make_client(settings)
+        client = make_client(Settings(upstream_url=f"http://127.0.0.1:{port}"))
+        for _ in range(3):
+            async with client.stream("GET", "/v1/chat/completions") as response:
+                assert isinstance(raw_body(response), RawChunkedBody)
+                assert b"".join([c async for c in body_chunks(response)]) == b"".join(BODY)
+        # h11 was handed the end of each message, so httpcore pooled and reused one connection.
+        assert len(connections) == 1, why
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("tail", "with_headers", "why"),
+    [
+        (b"0\r\nx-trailer: 1\r\n\r\n", 0, "trailers after the last chunk"),
+        (b"0\r\n\r\n", 5, "a partial chunk was buffered with the headers"),
+    ],
+)
+async def test_a_body_the_raw_reader_cannot_hand_back_closes_its_connection(tail, with_headers, why):
+    from chat_api.upstream import body_chunks
+
+    connections: list[int] = []
+    server, port = await _server(tail=tail, with_headers=with_headers, connections=connections)
+    async with server:
+        client = make_client(Settings(upstream_url=f"http://127.0.0.1:{port}"))
+        for _ in range(2):
+            async with client.stream("GET", "/v1/chat/completions") as response:
+                assert b"".join([c async for c in body_chunks(response)]) == b"".join(BODY)
+        assert len(connections) == 2, why
+        await client.aclose()
+
+
+async def test_a_stream_left_early_closes_its_connection():
+    """What makes vLLM abort a request whose client left: the connection closes, never pooled."""
+    from chat_api.upstream import body_chunks
+
+    connections: list[int] = []
+    server, port = await _server(connections=connections)
+    async with server:
+        client = make_client(Settings(upstream_url=f"http://127.0.0.1:{port}"))
         async with client.stream("GET", "/v1/chat/completions") as response:
-            assert isinstance(raw_body(response), RawChunkedBody)
-            chunks = [c async for c in body_chunks(response)]
-        assert b"".join(chunks) == b"".join(BODY)
-        # The connection is not reused (h11 never saw the end); the next request opens a fresh one.
+            async for _ in body_chunks(response):
+                break
         async with client.stream("GET", "/v1/chat/completions") as response:
             assert b"".join([c async for c in body_chunks(response)]) == b"".join(BODY)
+        assert len(connections) == 2
         await client.aclose()
 
 
 async def test_the_raw_body_reader_reports_a_cut_stream_as_an_httpx_error():
-    import httpx
     from chat_api.netstream import RawChunkedBody
 
     class Cut:
