@@ -13,6 +13,11 @@ the final usage chunk; chunk timing from the same stream parser chat-api uses
 (chat_api.streamparse). `--gpu-profile t4` adds the share of the memory-bandwidth roofline
 reached (meaningful only when the target runs that GPU and model).
 
+When it starts the stack itself, `--cpus split` (the default on two cores or more) pins chat-api
+to a core of its own and vLLM plus this client to the others: the production layout, where
+chat-api runs on the CPU worker and never takes the model server's CPU. `--cpus shared` lets all
+three compete, which on a small machine measures chat-api's CPU cost more than its latency.
+
 Writes <out>/bench.json and <out>/bench.png (matplotlib).
 """
 
@@ -22,6 +27,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import ssl
 import statistics
 import sys
 import time
@@ -35,6 +42,7 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "services" / "chat-api"))
 
+from chat_api.netstream import lean_transport  # noqa: E402
 from chat_api.streamparse import ChatStreamParser, Delta, Done, StreamError  # noqa: E402
 
 # Memory-bandwidth roofline inputs: bytes read per decode step = weights + KV of every sequence.
@@ -136,6 +144,25 @@ async def one_request(client: httpx.AsyncClient, url: str, body: bytes, headers:
         return Sample(False, error=f"{type(exc).__name__}: {exc}")
 
 
+def user_client(url: str, ssl_context: ssl.SSLContext) -> httpx.AsyncClient:
+    """One simulated user: its own client holding one keep-alive connection, as a browser tab would.
+
+    Not one shared pool for all streams: httpcore 1.0's pool checks every connection on every
+    request (encode/httpcore#1035), which made this tool the biggest CPU user on the machine
+    (14 CPU s per 1000 requests at 64 streams, against 7 with a pool per user). Plain-HTTP targets
+    go over chat-api's lean network backend, which skips anyio's per-read wrapping: the less CPU
+    the load generator takes, the less it competes with what it measures. All users share one SSL
+    context (building one loads the CA bundle).
+    """
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    if url.startswith("http://"):
+        transport = lean_transport(one, ssl_context)
+    else:
+        transport = httpx.AsyncHTTPTransport(limits=one, verify=ssl_context)
+    timeout = httpx.Timeout(connect=30, read=600, write=30, pool=600)
+    return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False)
+
+
 async def run_level(
     target: str,
     base_url: str,
@@ -159,16 +186,14 @@ async def run_level(
     headers = {"content-type": "application/json"}
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    timeout = httpx.Timeout(connect=30, read=600, write=30, pool=600)
     samples: list[Sample] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
         queue.put_nowait(i)
     url = f"{base_url.rstrip('/')}/v1/chat/completions"
-    async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
 
-        async def worker() -> None:
+    async def worker(client: httpx.AsyncClient) -> None:
+        async with client:
             while True:
                 try:
                     queue.get_nowait()
@@ -176,9 +201,11 @@ async def run_level(
                     return
                 samples.append(await one_request(client, url, body, headers))
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
+    ssl_context = httpx.create_ssl_context()
+    users = [user_client(url, ssl_context) for _ in range(concurrency)]
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(client) for client in users))
+    wall = time.perf_counter() - started
     good = [s for s in samples if s.ok]
     errors = [s for s in samples if not s.ok]
     return LevelResult(
@@ -224,9 +251,34 @@ def roofline_share(profile: dict[str, Any], result: LevelResult, context_tokens:
     return roof, result.tokens_per_s / roof if roof else 0.0
 
 
+def cpu_layout(mode: str) -> dict[str, frozenset[int]] | None:
+    """Where each process of a side-by-side run may run; None: anywhere (`shared`).
+
+    `split` models the production layout on one machine: chat-api runs on the CPU worker and
+    vLLM on the GPU node, so chat-api gets a core of its own (the last one) and never takes CPU
+    from the model server. vLLM and the load generator share the other cores in both arms of the
+    comparison alike. `shared` lets everything compete, which on a small machine measures how
+    much CPU chat-api takes from a CPU-bound engine rather than what it adds to a request.
+    """
+    if mode == "shared" or not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        return None
+    return {
+        "chat-api": frozenset(allowed[-1:]),
+        "vllm": frozenset(allowed[:-1]),
+        "bench": frozenset(allowed[:-1]),
+    }
+
+
 @contextlib.contextmanager
-def local_stack(chat_api_env: dict[str, str], out: Path) -> Iterator[tuple[str, str, str]]:
-    """vLLM + chat-api started here (scripts/localstack), stopped by PID on exit."""
+def local_stack(
+    chat_api_env: dict[str, str], out: Path, layout: dict[str, frozenset[int]] | None = None
+) -> Iterator[tuple[str, str, str]]:
+    """vLLM + chat-api started here (scripts/localstack), stopped by PID on exit, pinned to
+    `layout`'s CPUs when given."""
+    layout = layout or {}
     from scripts.localstack.chat_api import start_chat_api
     from scripts.localstack.process import free_port
     from scripts.localstack.vllm import DEFAULT_SERVED_NAME, VLLM_PYTHON, start_vllm
@@ -243,11 +295,19 @@ def local_stack(chat_api_env: dict[str, str], out: Path) -> Iterator[tuple[str, 
     logs = out / "logs"
     vllm_port, api_port = free_port(), free_port()
     print(f"starting vLLM on :{vllm_port} (logs in {logs}) ...", flush=True)
-    vllm = start_vllm(DEFAULT_OUT, vllm_port, logs / "vllm.log", extra_args=("--max-num-seqs", "512"))
+    vllm = start_vllm(
+        DEFAULT_OUT,
+        vllm_port,
+        logs / "vllm.log",
+        extra_args=("--max-num-seqs", "512"),
+        cpus=layout.get("vllm"),
+    )
     api = None
     try:
         vllm_url = f"http://127.0.0.1:{vllm_port}"
-        api = start_chat_api(api_port, vllm_url, logs / "chat-api.log", env=chat_api_env)
+        api = start_chat_api(
+            api_port, vllm_url, logs / "chat-api.log", env=chat_api_env, cpus=layout.get("chat-api")
+        )
         CHAT_API_PID[0] = api.pid
         yield vllm_url, f"http://127.0.0.1:{api_port}", DEFAULT_SERVED_NAME
     finally:
@@ -264,8 +324,6 @@ def process_cpu_s(pid: int | None) -> float | None:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    import os
-
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
 
@@ -472,6 +530,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, default=6, help="interleaved rounds per level (default 6)")
     parser.add_argument("--api-key", help="bearer key for chat-api (read from CHAT_API_BENCH_KEY if unset)")
+    parser.add_argument(
+        "--cpus",
+        choices=("split", "shared"),
+        default="split",
+        help="side by side, when this tool starts the stack: split (default) gives chat-api a core of "
+        "its own, as on its own node in production; shared lets vLLM, chat-api and this client compete",
+    )
     parser.add_argument("--gpu-profile", choices=sorted(GPU_PROFILES), help="print the roofline share")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
     args = parser.parse_args(argv)
@@ -486,8 +551,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.side_by_side and not args.target:
         parser.error("give --target URL or --side-by-side")
     if args.api_key is None:
-        import os
-
         args.api_key = os.environ.get("CHAT_API_BENCH_KEY")
     return args
 
@@ -510,9 +573,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "CHAT_API_MAX_TOKENS_CAP": str(max(4096, args.max_tokens)),
         }
         if args.vllm_url and args.chat_api_url:
+            meta["cpus"] = "as given (running endpoints)"
             report = await side_by_side(args, args.vllm_url, args.chat_api_url, args.model)
         else:
-            with local_stack(env, args.out) as (vllm_url, api_url, model):
+            layout = cpu_layout(args.cpus)
+            meta["cpus"] = {k: sorted(v) for k, v in layout.items()} if layout else "shared"
+            print(f"CPU layout: {meta['cpus']}", flush=True)
+            with local_stack(env, args.out, layout) as (vllm_url, api_url, model):
+                if layout:
+                    os.sched_setaffinity(0, layout["bench"])
                 report = await side_by_side(args, vllm_url, api_url, model)
         report["comparison"] = comparison(report)
     else:

@@ -34,6 +34,7 @@ def start_chat_api(
     env: Mapping[str, str] | None = None,
     wait: bool = True,
     timeout: float = READY_TIMEOUT_S,
+    cpus: frozenset[int] | None = None,
 ) -> ManagedProcess:
     """Start chat-api on 127.0.0.1:`port` and (by default) wait until `/healthz` answers 200.
 
@@ -45,6 +46,7 @@ def start_chat_api(
         argv=[str(python), "-m", "chat_api"],
         log_path=log_path,
         env=chat_api_env(port, upstream_url, env),
+        cpus=cpus,
     ).start()
     if wait:
         proc.wait_ready(

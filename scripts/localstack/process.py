@@ -59,6 +59,8 @@ class ManagedProcess:
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path = REPO_ROOT
+    # CPUs the process (and everything it forks) may run on; None: all (Linux only).
+    cpus: frozenset[int] | None = None
     popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -79,6 +81,7 @@ class ManagedProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=(lambda cpus=self.cpus: os.sched_setaffinity(0, cpus)) if self.cpus else None,
         )
         log.close()
         return self

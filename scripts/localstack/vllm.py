@@ -98,8 +98,11 @@ def start_vllm(
     wait: bool = True,
     timeout: float = READY_TIMEOUT_S,
     on_wait: Callable[[float], None] | None = None,
+    cpus: frozenset[int] | None = None,
 ) -> ManagedProcess:
     """Start vLLM on 127.0.0.1:`port` and (by default) wait until `/health` answers 200.
+
+    `cpus` pins it (API server and engine; the engine's torch threads follow the pinned count).
 
     On failure the process is stopped and `StartupError` carries the tail of its log.
     """
@@ -111,6 +114,7 @@ def start_vllm(
         argv=vllm_argv(Path(model_dir), port, served_name, extra_args),
         log_path=log_path,
         env={**VLLM_ENV, **(env or {})},
+        cpus=cpus,
     ).start()
     if wait:
         proc.wait_ready(
