@@ -162,6 +162,38 @@ async def test_a_body_the_raw_reader_cannot_hand_back_closes_its_connection(tail
         await client.aclose()
 
 
+async def test_a_kept_alive_connection_the_server_dropped_is_replaced_not_failed():
+    """vLLM closes idle connections after 5 s; the next stream must open a fresh one, not error."""
+    from chat_api.metrics import Metrics
+    from chat_api.upstream import Upstream, body_chunks, make_transport
+
+    connections: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in BODY) + b"0\r\n\r\n"
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()  # an idle keep-alive timeout, as far as the client can tell
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        settings = Settings(upstream_url=f"http://127.0.0.1:{port}")
+        transport = make_transport(settings)
+        upstream = Upstream(settings, make_client(settings, transport), Metrics(), transport)
+        for i in range(3):
+            response = await upstream.open_stream(b"{}", f"req-{i}")
+            try:
+                assert b"".join([c async for c in body_chunks(response)]) == b"".join(BODY)
+            finally:
+                await response.aclose()
+            await asyncio.sleep(0.05)  # the server's close arrives while the slot is idle
+        assert len(connections) == 3
+        await upstream.client.aclose()
+
+
 async def test_a_stream_left_early_closes_its_connection():
     """What makes vLLM abort a request whose client left: the connection closes, never pooled."""
     from chat_api.upstream import body_chunks
