@@ -16,6 +16,11 @@ pytestmark = pytest.mark.unit
 BODY = [b"data: one\n\n", b"data: two\n\n", b"data: [DONE]\n\n"]
 
 
+def chunked(tail: bytes = b"0\r\n\r\n") -> bytes:
+    """BODY in chunked transfer encoding, ended by `tail` (the last chunk, maybe with trailers)."""
+    return b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in BODY) + tail
+
+
 async def _server(
     heads: list[bytes] | None = None,
     tail: bytes = b"0\r\n\r\n",
@@ -28,7 +33,7 @@ async def _server(
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if connections is not None:
             connections.append(1)
-        body = b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in BODY) + tail
+        body = chunked(tail)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -172,8 +177,7 @@ async def test_a_kept_alive_connection_the_server_dropped_is_replaced_not_failed
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(1)
         await reader.readuntil(b"\r\n\r\n")
-        body = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in BODY) + b"0\r\n\r\n"
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + body)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunked())
         await writer.drain()
         writer.close()  # an idle keep-alive timeout, as far as the client can tell
 
