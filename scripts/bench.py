@@ -18,6 +18,10 @@ to a core of its own and vLLM plus this client to the others: the production lay
 chat-api runs on the CPU worker and never takes the model server's CPU. `--cpus shared` lets all
 three compete, which on a small machine measures chat-api's CPU cost more than its latency.
 
+`--control` adds a third arm that goes direct to vLLM again, in the same rotation: direct
+against direct is what the machine's noise alone does to the paired figures, so a chat-api
+figure inside that spread is not a cost this run could see.
+
 Writes <out>/bench.json and <out>/bench.png (matplotlib).
 """
 
@@ -346,21 +350,42 @@ def requests_for(concurrency: int, per_stream: int) -> int:
     return max(concurrency * per_stream, 8)
 
 
+def paired(arm: list[LevelResult], base: list[LevelResult]) -> list[dict[str, float]]:
+    """Round-by-round figures of `arm` against `base`. Adjacent rounds saw nearly the same
+    neighbours: their ratio is less noisy than a ratio of medians."""
+    return [
+        {
+            "ttft_p50_ratio": a.ttft_ms["p50"] / b.ttft_ms["p50"] if b.ttft_ms["p50"] else float("nan"),
+            "ttft_p50_delta_ms": a.ttft_ms["p50"] - b.ttft_ms["p50"],
+            "throughput_ratio": a.tokens_per_s / b.tokens_per_s if b.tokens_per_s else float("nan"),
+        }
+        for a, b in zip(arm, base, strict=True)
+    ]
+
+
+def round_order(names: list[str], r: int) -> list[str]:
+    """Round r's order: rotated by one each round, so no arm always runs first or last."""
+    k = r % len(names)
+    return names[k:] + names[:k]
+
+
 async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, model: str) -> dict[str, Any]:
     targets = {"direct": vllm_url, "chat-api": api_url}
-    results: dict[str, list[LevelResult]] = {"direct": [], "chat-api": []}
+    if getattr(args, "control", False):
+        targets["control"] = vllm_url
+    names = list(targets)
+    results: dict[str, list[LevelResult]] = {name: [] for name in names}
     checks: dict[str, Any] = {}
     # Warm both paths (connections, vLLM's first-request work) before measuring.
     for name, url in targets.items():
-        await run_level(name, url, model, 2, 4, 8, args.api_key)
-    pairs: dict[int, list[dict[str, float]]] = {}
+        await run_level(name, url, model, 2, 4, 8, args.api_key if name == "chat-api" else None)
+    pairs: dict[str, dict[int, list[dict[str, float]]]] = {name: {} for name in names[1:]}
     cpu: dict[str, float] = {"cpu_s": 0.0, "requests": 0}
     for level in args.concurrency:
-        rounds: dict[str, list[LevelResult]] = {"direct": [], "chat-api": []}
+        rounds: dict[str, list[LevelResult]] = {name: [] for name in names}
         repeats = 1 if level >= 256 else args.repeats
         for r in range(repeats):
-            order = ["direct", "chat-api"] if r % 2 == 0 else ["chat-api", "direct"]
-            for name in order:
+            for name in round_order(names, r):
                 cpu_before = process_cpu_s(CHAT_API_PID[0]) if name == "chat-api" else None
                 res = await run_level(
                     name,
@@ -382,28 +407,24 @@ async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, mo
                     f"tok/s {res.tokens_per_s:9.1f}  errors {res.errors}",
                     flush=True,
                 )
-        for name in targets:
+        for name in names:
             results[name].append(merge_rounds(rounds[name]))
-        # Adjacent rounds saw nearly the same neighbours: their ratio is less noisy than a ratio of medians.
-        pairs[level] = [
-            {
-                "ttft_p50_ratio": c.ttft_ms["p50"] / d.ttft_ms["p50"] if d.ttft_ms["p50"] else float("nan"),
-                "ttft_p50_delta_ms": c.ttft_ms["p50"] - d.ttft_ms["p50"],
-                "throughput_ratio": c.tokens_per_s / d.tokens_per_s if d.tokens_per_s else float("nan"),
-            }
-            for d, c in zip(rounds["direct"], rounds["chat-api"], strict=True)
-        ]
+        for name in names[1:]:
+            pairs[name][level] = paired(rounds[name], rounds["direct"])
         if level >= 256:
             await asyncio.sleep(1.0)
             checks[f"inflight_after_{level}"] = inflight(api_url)
     if cpu["requests"]:
         checks["chat_api_cpu_s_per_1000_requests"] = round(1000 * cpu["cpu_s"] / cpu["requests"], 2)
-    return {
+    report: dict[str, Any] = {
         "targets": targets,
         "results": {k: [asdict(x) for x in v] for k, v in results.items()},
-        "pairs": {str(k): v for k, v in pairs.items()},
+        "pairs": {str(k): v for k, v in pairs["chat-api"].items()},
         "checks": checks,
     }
+    if "control" in pairs:
+        report["control_pairs"] = {str(k): v for k, v in pairs["control"].items()}
+    return report
 
 
 def _median(values: Any) -> float | None:
@@ -411,33 +432,57 @@ def _median(values: Any) -> float | None:
     return round(statistics.median(values), 3) if values else None
 
 
+def _range(values: Any) -> list[float] | None:
+    values = list(values)
+    return [round(min(values), 3), round(max(values), 3)] if values else None
+
+
+def paired_summary(pairs: list[dict[str, float]], prefix: str) -> dict[str, Any]:
+    """Median and spread over rounds of one arm's paired figures."""
+    out: dict[str, Any] = {}
+    for key in ("ttft_p50_ratio", "ttft_p50_delta_ms", "throughput_ratio"):
+        out[f"{prefix}_{key}_median"] = _median(p[key] for p in pairs)
+        out[f"{prefix}_{key}_range"] = _range(p[key] for p in pairs)
+    return out
+
+
 def comparison(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     direct = {r["concurrency"]: r for r in report["results"]["direct"]}
     for r in report["results"]["chat-api"]:
         d = direct[r["concurrency"]]
-        pairs = report.get("pairs", {}).get(str(r["concurrency"]), [])
+        level = str(r["concurrency"])
         ttft_ratio = r["ttft_ms"]["p50"] / d["ttft_ms"]["p50"] if d["ttft_ms"]["p50"] else float("nan")
-        rows.append(
-            {
-                "concurrency": r["concurrency"],
-                "ttft_p50_direct_ms": d["ttft_ms"]["p50"],
-                "ttft_p50_chat_api_ms": r["ttft_ms"]["p50"],
-                "ttft_p50_ratio": round(ttft_ratio, 3),
-                "ttft_p50_delta_ms": round(r["ttft_ms"]["p50"] - d["ttft_ms"]["p50"], 3),
-                "tokens_per_s_direct": d["tokens_per_s"],
-                "tokens_per_s_chat_api": r["tokens_per_s"],
-                "throughput_ratio": round(r["tokens_per_s"] / d["tokens_per_s"], 3)
-                if d["tokens_per_s"]
-                else None,
-                "paired_ttft_p50_ratio_median": _median(p["ttft_p50_ratio"] for p in pairs),
-                "paired_ttft_p50_delta_ms_median": _median(p["ttft_p50_delta_ms"] for p in pairs),
-                "paired_throughput_ratio_median": _median(p["throughput_ratio"] for p in pairs),
-                "errors_direct": d["errors"],
-                "errors_chat_api": r["errors"],
-            }
-        )
+        row = {
+            "concurrency": r["concurrency"],
+            "ttft_p50_direct_ms": d["ttft_ms"]["p50"],
+            "ttft_p50_chat_api_ms": r["ttft_ms"]["p50"],
+            "ttft_p50_ratio": round(ttft_ratio, 3),
+            "ttft_p50_delta_ms": round(r["ttft_ms"]["p50"] - d["ttft_ms"]["p50"], 3),
+            "tokens_per_s_direct": d["tokens_per_s"],
+            "tokens_per_s_chat_api": r["tokens_per_s"],
+            "throughput_ratio": round(r["tokens_per_s"] / d["tokens_per_s"], 3)
+            if d["tokens_per_s"]
+            else None,
+            **paired_summary(report.get("pairs", {}).get(level, []), "paired"),
+            "errors_direct": d["errors"],
+            "errors_chat_api": r["errors"],
+        }
+        if "control_pairs" in report:
+            row.update(paired_summary(report["control_pairs"].get(level, []), "control"))
+        rows.append(row)
     return rows
+
+
+def _paired_line(c: dict[str, Any], prefix: str, label: str) -> str:
+    def span(key: str, fmt: str) -> str:
+        lo, hi = c[f"{prefix}_{key}_range"]
+        return f"{c[f'{prefix}_{key}_median']:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+    return (
+        f"{c['concurrency']:>5} {label:<18} {span('ttft_p50_ratio', '.3f'):>24} "
+        f"{span('ttft_p50_delta_ms', '+.2f'):>28} {span('throughput_ratio', '.3f'):>24}"
+    )
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -456,15 +501,17 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{e['p50']:>9.1f}/{e['p90']:>8.1f}/{e['p99']:>8.1f} {r['tokens_per_s']:>9.1f}"
             )
     if "comparison" in report:
-        print("\npaired rounds (median over adjacent direct/chat-api rounds)")
-        print(f"{'conc':>5} {'TTFT p50 ratio':>15} {'TTFT p50 delta ms':>18} {'throughput ratio':>17}")
+        print("\npaired rounds against direct: median [min, max] over rounds")
+        print(
+            f"{'conc':>5} {'arm':<18} {'TTFT p50 ratio':>24} {'TTFT p50 delta ms':>28} "
+            f"{'throughput ratio':>24}"
+        )
         for c in report["comparison"]:
-            if c["paired_ttft_p50_ratio_median"] is not None:
-                print(
-                    f"{c['concurrency']:>5} {c['paired_ttft_p50_ratio_median']:>15.3f} "
-                    f"{c['paired_ttft_p50_delta_ms_median']:>18.2f} "
-                    f"{c['paired_throughput_ratio_median']:>17.3f}"
-                )
+            if c["paired_ttft_p50_ratio_median"] is None:
+                continue
+            print(_paired_line(c, "paired", "chat-api"))
+            if c.get("control_ttft_p50_ratio_median") is not None:
+                print(_paired_line(c, "control", "direct (control)"))
         print("\nchat-api vs direct (medians over interleaved rounds)")
         print(
             f"{'conc':>5} {'TTFT p50 direct':>16} {'chat-api':>9} {'ratio':>6} {'delta ms':>9} "
@@ -542,6 +589,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="side by side, when this tool starts the stack: split (default) gives chat-api a core of "
         "its own, as on its own node in production; shared lets vLLM, chat-api and this client compete",
     )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="side by side: a third arm, direct to vLLM again, shows what noise alone does to the "
+        "paired figures (50%% more run time)",
+    )
     parser.add_argument("--gpu-profile", choices=sorted(GPU_PROFILES), help="print the roofline share")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
     args = parser.parse_args(argv)
@@ -566,6 +619,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "repeats": args.repeats,
         "per_stream": args.per_stream,
         "concurrency": args.concurrency,
+        "control": args.control,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if args.side_by_side:

@@ -3,15 +3,52 @@ well-mannered client while doing it (reads each stream to its end, so nothing lo
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 
 import pytest
 
-from scripts.bench import run_level
-
-pytestmark = pytest.mark.integration
+from scripts.bench import LevelResult, comparison, paired, print_table, round_order, run_level, side_by_side
 
 
+def level(tokens_per_s: float, ttft_p50_ms: float) -> LevelResult:
+    ms = {"p50": ttft_p50_ms, "p90": ttft_p50_ms, "p99": ttft_p50_ms}
+    return LevelResult("x", 16, 10, 0, 1.0, tokens_per_s, ms, ms, ms)
+
+
+@pytest.mark.unit
+def test_every_arm_takes_every_place_in_the_order_once_per_cycle() -> None:
+    names = ["direct", "chat-api", "control"]
+    orders = [round_order(names, r) for r in range(3)]
+    assert all(sorted(o) == sorted(names) for o in orders)
+    for place in range(3):
+        assert sorted(o[place] for o in orders) == sorted(names)
+    assert round_order(["direct", "chat-api"], 1) == ["chat-api", "direct"]
+
+
+@pytest.mark.unit
+def test_paired_figures_are_round_by_round_against_direct_with_their_spread() -> None:
+    direct = [level(1000, 100), level(800, 120), level(900, 110)]
+    chat_api = [level(950, 104), level(820, 121), level(855, 116)]
+    control = [level(1010, 99), level(760, 126), level(900, 110)]
+    report = {
+        "results": {
+            "direct": [{"concurrency": 16, "ttft_ms": {"p50": 110}, "tokens_per_s": 900, "errors": 0}],
+            "chat-api": [{"concurrency": 16, "ttft_ms": {"p50": 116}, "tokens_per_s": 855, "errors": 0}],
+        },
+        "pairs": {"16": paired(chat_api, direct)},
+        "control_pairs": {"16": paired(control, direct)},
+    }
+    [row] = comparison(report)
+    assert row["paired_throughput_ratio_median"] == 0.95
+    assert row["paired_throughput_ratio_range"] == [0.95, 1.025]
+    assert row["paired_ttft_p50_delta_ms_median"] == 4.0
+    assert row["control_throughput_ratio_median"] == 1.0
+    assert row["control_throughput_ratio_range"] == [0.95, 1.01]
+    assert row["control_ttft_p50_delta_ms_range"] == [-1.0, 6.0]
+
+
+@pytest.mark.integration
 def test_a_bench_level_through_chat_api_counts_exact_tokens_and_cancels_nothing(vllm_server, chat_api):
     cancelled_before = chat_api.metric_value("chat_api_cancellations_total")
     result = asyncio.run(run_level("chat-api", chat_api.base_url, vllm_server.served_name, 2, 4, 8, None))
@@ -21,3 +58,26 @@ def test_a_bench_level_through_chat_api_counts_exact_tokens_and_cancels_nothing(
     assert 0 < result.ttft_ms["p50"] <= result.e2e_ms["p50"]
     assert result.itl_ms["p50"] > 0
     assert chat_api.metric_value("chat_api_cancellations_total") == cancelled_before
+
+
+@pytest.mark.integration
+def test_side_by_side_with_a_control_arm_reports_direct_against_direct(vllm_server, chat_api, capsys) -> None:
+    args = argparse.Namespace(
+        concurrency=[2], repeats=3, per_stream=1, max_tokens=4, api_key=None, control=True
+    )
+    report = asyncio.run(side_by_side(args, vllm_server.base_url, chat_api.base_url, vllm_server.served_name))
+    assert report["targets"] == {
+        "direct": vllm_server.base_url,
+        "chat-api": chat_api.base_url,
+        "control": vllm_server.base_url,
+    }
+    for name in ("direct", "chat-api", "control"):
+        [merged] = report["results"][name]
+        assert (merged["requests"], merged["errors"]) == (3 * 8, 0)
+    assert len(report["control_pairs"]["2"]) == len(report["pairs"]["2"]) == 3
+    report["comparison"] = comparison(report)
+    [row] = report["comparison"]
+    lo, hi = row["control_throughput_ratio_range"]
+    assert 0 < lo <= row["control_throughput_ratio_median"] <= hi
+    print_table(report)
+    assert "direct (control)" in capsys.readouterr().out
