@@ -19,6 +19,7 @@ VALUES      ?= values/aws-t4.yaml
 RELEASE     ?= llama
 NAMESPACE   ?= default
 PYTEST_ARGS ?=
+BENCH_ARGS  ?=
 BOOTSTRAP   := PYTHONPATH=node-bootstrap $(PY) -m node_bootstrap
 
 ##@ Local platform
@@ -62,8 +63,8 @@ lint: deps ## Lint Python, YAML, charts, shell, Dockerfiles and Terraform
 template: deps ## Print the rendered manifests: make template VALUES=values/aws-t4.yaml
 	@$(PY) -m scripts.chart template --values $(VALUES) --release $(RELEASE) --namespace $(NAMESPACE)
 
-bench: deps-local ## Load-test vLLM direct and through chat-api side by side (writes JSON + PNG to build/bench)
-	$(PY) -m scripts.bench --side-by-side --out build/bench
+bench: deps-local ## vLLM direct vs through chat-api, plus direct again as the noise control (build/bench; BENCH_ARGS=...)
+	$(PY) -m scripts.bench --side-by-side --control --out build/bench $(BENCH_ARGS)
 
 ##@ AWS cluster
 cluster: deps ## Terraform apply + kubeadm bootstrap + kubeconfig + doctor (SSH_KEY=path, AUTO_APPROVE=1)
