@@ -371,7 +371,7 @@ def round_order(names: list[str], r: int) -> list[str]:
 
 async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, model: str) -> dict[str, Any]:
     targets = {"direct": vllm_url, "chat-api": api_url}
-    if getattr(args, "control", False):
+    if args.control:
         targets["control"] = vllm_url
     names = list(targets)
     results: dict[str, list[LevelResult]] = {name: [] for name in names}

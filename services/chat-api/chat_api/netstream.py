@@ -378,12 +378,10 @@ class RawChunkedBody:
         try:
             if not self._h11_has_end:
                 conn.receive_data(b"0\r\n\r\n")
-            while True:
-                event = conn.next_event()
-                if type(event) is h11.EndOfMessage:
-                    return
-                if type(event) is not h11.Data:
-                    return
+            # Data events are the chunks h11 had buffered; it stops at EndOfMessage (pooled) or
+            # at anything else (NEED_DATA: the connection is closed as before).
+            while type(conn.next_event()) is h11.Data:
+                pass
         except h11.ProtocolError:
             return
 
