@@ -95,7 +95,7 @@ def test_a_gpu_profile_without_a_gpu_fails() -> None:
 
 def test_the_cpu_profile_with_a_gpu_or_the_cuda_image_fails() -> None:
     assert "set vllm-llama.gpu.count: 0" in _fails(CPU, _vllm(gpu={"count": 1}))
-    message = _fails(CPU, _vllm(image={"repository": "docker.io/vllm/vllm-openai", "tag": "v0.30.0"}))
+    message = _fails(CPU, _vllm(image={"repository": "docker.io/vllm/vllm-openai", "tag": "v0.32.0"}))
     assert "vllm-llama.image.repository: docker.io/vllm/vllm-openai-cpu" in message
 
 

@@ -85,9 +85,9 @@ def test_t4_downloads_weights_in_an_init_container_with_the_token_from_a_secret(
     )
 
 
-def test_t4_pins_the_cuda_12_9_image_and_never_latest(pod: dict[str, Any]) -> None:
+def test_t4_pins_the_cuda_13_image_of_the_release_ci_tests_and_never_latest(pod: dict[str, Any]) -> None:
     for container in pod["initContainers"] + pod["containers"]:
-        assert container["image"] == "docker.io/vllm/vllm-openai:v0.30.0-cu129"
+        assert container["image"] == "docker.io/vllm/vllm-openai:v0.32.0"
 
 
 def test_t4_pod_lands_only_on_tainted_gpu_nodes(pod: dict[str, Any]) -> None:

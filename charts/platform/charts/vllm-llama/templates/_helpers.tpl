@@ -62,8 +62,13 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- if .Values.image.digest -}}
 {{ printf "%s@%s" $repo .Values.image.digest }}
 {{- else -}}
-{{ printf "%s:%s" $repo .Values.image.tag }}
+{{ printf "%s:%s" $repo (include "vllm-llama.imageTag" .) }}
 {{- end -}}
+{{- end }}
+
+{{/* The tag: image.tag, or v<appVersion> (the vLLM release this chart and CI are built for). */}}
+{{- define "vllm-llama.imageTag" -}}
+{{ .Values.image.tag | default (printf "v%s" .Chart.AppVersion) }}
 {{- end }}
 
 {{/* The Secret holding HF_TOKEN: an existing one, or the one this chart creates. */}}
