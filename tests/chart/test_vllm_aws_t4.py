@@ -139,6 +139,8 @@ def test_t4_network_policy_admits_only_chat_api_monitoring_and_the_test_pod(
 def test_helm_test_pod_asks_the_served_model_for_one_token(manifests: list[dict[str, Any]]) -> None:
     test_pod = cases.find(manifests, "Pod", "llama-test-completion")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-    script = test_pod["spec"]["containers"][0]["args"][0]
-    assert "http://llama-vllm:8000/v1/completions" in script
-    assert '"max_tokens": 1' in script and '"model": "llama-3.2-3b-instruct"' in script
+    container = test_pod["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["VLLM_URL"] == "http://llama-vllm:8000" and env["MODEL"] == "llama-3.2-3b-instruct"
+    script = container["args"][0]
+    assert '"$VLLM_URL/v1/completions"' in script and '"max_tokens": 1' in script

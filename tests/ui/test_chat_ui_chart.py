@@ -128,7 +128,7 @@ def test_contradictory_values_fail_with_a_sentence_naming_the_fix(
 @pytest.mark.parametrize(
     ("values_file", "how_to_open"),
     [
-        ("values/aws-t4.yaml", "Open http://<a node's public address>:30080"),
+        ("values/aws-t4.yaml", "The UI listens on port 30080 of every node"),
         ("values/local-cpu.yaml", "port-forward svc/llama-chat-ui 8080:8080"),
     ],
 )

@@ -72,7 +72,21 @@ true
 {{- end -}}
 {{- end }}
 
+{{/*
+"true" when the HPA renders: forced on, or `auto` and the cluster serves the resource metrics API
+(metrics.k8s.io/v1beta1, from metrics-server). Without that API an HPA shows <unknown> and never
+scales; kubeadm installs no metrics-server, so `auto` falls back to replicaCount pods there.
+*/}}
+{{- define "chat-api.hpa" -}}
+{{- $enabled := .Values.autoscaling.enabled -}}
+{{- if eq (toString $enabled) "auto" -}}
+{{- if .Capabilities.APIVersions.Has "metrics.k8s.io/v1beta1" }}true{{ end -}}
+{{- else if eq (toString $enabled) "true" -}}
+true
+{{- end -}}
+{{- end }}
+
 {{/* Pods the PDB can count on: the HPA's floor when it scales, else replicaCount. */}}
 {{- define "chat-api.minPods" -}}
-{{- if .Values.autoscaling.enabled -}}{{ .Values.autoscaling.minReplicas }}{{- else -}}{{ .Values.replicaCount }}{{- end -}}
+{{- if include "chat-api.hpa" . -}}{{ .Values.autoscaling.minReplicas }}{{- else -}}{{ .Values.replicaCount }}{{- end -}}
 {{- end }}
