@@ -90,7 +90,11 @@ class Cluster:
             session.put(f"{base}/{name}.sh", (SCRIPTS_DIR / f"{name}.sh").read_bytes(), 0o700)
         env = render_node_env(node_env(self.settings, self.inventory))
         session.put(f"{base}/node.env", env.encode(), 0o600)
-        session.put(f"{base}/files/containerd-config.toml", containerd_config(self.settings).encode(), 0o600)
+        session.put(
+            f"{base}/files/containerd-config.toml",
+            containerd_config(self.settings, session.node).encode(),
+            0o600,
+        )
         if session.node.is_control_plane:
             files = {
                 "kubeadm-init.yaml": kubeadm_init_config(self.settings, self.inventory),

@@ -7,6 +7,7 @@ platform chart is installed, `nvidia.com/gpu` allocatable.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -81,6 +82,45 @@ def gpu_checks(node: str, gpus: list[GpuInfo]) -> list[Check]:
     return checks
 
 
+CRICTL_INFO = "crictl --runtime-endpoint unix:///run/containerd/containerd.sock info"
+SANDBOX_IMAGE = "registry.k8s.io/pause:3.9"
+
+
+def cri_runtime_check(node: Node, info: dict | None, error: str = "") -> Check:
+    """The runtimes as containerd's CRI plugin loaded them (`crictl info`), not a grep of a file:
+    runc, and on GPU nodes nvidia too, each with SystemdCgroup = true, and the sandbox image."""
+    name = f"{node.name}: CRI runtimes"
+    fix = "make bootstrap (rewrites /etc/containerd/config.toml, restarts containerd)"
+    if info is None or "config" not in info:
+        said = error.strip().splitlines()[-1] if error.strip() else "no reply"
+        return Check(
+            name,
+            "fail",
+            f"containerd's CRI plugin does not answer ({said}); the kubelet cannot run pods",
+            f"{fix}; on the node: sudo ctr plugins ls --detailed id==cri",
+        )
+    config = info["config"]
+    runtimes = config.get("containerd", {}).get("runtimes", {})
+    wanted = ["runc", "nvidia"] if node.is_gpu else ["runc"]
+    problems = []
+    for runtime in wanted:
+        if runtime not in runtimes:
+            problems.append(
+                f"no runtime {runtime}" + (": the node shows 0 GPUs" if runtime == "nvidia" else "")
+            )
+        elif runtimes[runtime].get("options", {}).get("SystemdCgroup") is not True:
+            problems.append(f"runtime {runtime} without SystemdCgroup = true (pods restart: SandboxChanged)")
+    if config.get("containerd", {}).get("defaultRuntimeName") != "runc":
+        problems.append(
+            f"default runtime {config.get('containerd', {}).get('defaultRuntimeName')!r}, not runc"
+        )
+    if config.get("sandboxImage") != SANDBOX_IMAGE:
+        problems.append(f"sandbox image {config.get('sandboxImage')!r}, not {SANDBOX_IMAGE}")
+    if problems:
+        return Check(name, "fail", "; ".join(problems), fix)
+    return Check(name, "ok", ", ".join(f"{r} (SystemdCgroup)" for r in wanted) + f", {SANDBOX_IMAGE}")
+
+
 class Doctor:
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -110,6 +150,8 @@ class Doctor:
         by_name = {item["metadata"]["name"]: item for item in nodes["items"]}
         for node in self.inventory.nodes:
             checks.append(self.node_ready(node, by_name.get(node.name)))
+        for node in self.inventory.nodes:
+            checks.append(self.cri_runtimes(node))
         checks.append(self.calico())
         for node in self.inventory.gpu_nodes:
             checks += self.gpu_node(node, by_name.get(node.name))
@@ -128,6 +170,20 @@ class Doctor:
             f"Ready={ready.get('status', '?')}: {ready.get('message', '')}",
             f"ssh to {node.public_ip}: sudo journalctl -u kubelet -n 100; then make bootstrap",
         )
+
+    def cri_runtimes(self, node: Node) -> Check:
+        session = self.cluster.sessions.get(node.name)
+        if session is None:
+            return Check(
+                f"{node.name}: CRI runtimes", "fail", "not checked: no SSH session", "see the SSH check"
+            )
+        result = session.run(CRICTL_INFO, check=False, timeout=60)
+        if result.code != 0:
+            return cri_runtime_check(node, None, result.stdout + result.stderr)
+        try:
+            return cri_runtime_check(node, json.loads(result.stdout))
+        except json.JSONDecodeError:
+            return cri_runtime_check(node, None, "crictl info printed no JSON")
 
     def calico(self) -> Check:
         status = self.cluster.kubectl_json("get", "tigerastatus", "calico", check=False)
@@ -160,16 +216,6 @@ class Doctor:
             )
         else:
             checks += gpu_checks(node.name, parse_nvidia_smi(smi.stdout))
-        runtime = session.run("containerd config dump", check=False, timeout=60)
-        has_runtime = runtime.code == 0 and "runtimes.nvidia]" in runtime.stdout
-        checks.append(
-            Check.passed_if(
-                f"{node.name}: containerd runtime nvidia",
-                has_runtime,
-                "configured" if has_runtime else "no nvidia runtime in containerd: the node shows 0 GPUs",
-                "make bootstrap (nvidia-ctk runtime configure, restarts containerd)",
-            )
-        )
         labels = (item or {}).get("metadata", {}).get("labels", {})
         taints = (item or {}).get("spec", {}).get("taints") or []
         placed = labels.get("nvidia.com/gpu.present") == "true" and any(

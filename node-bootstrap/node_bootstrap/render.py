@@ -43,8 +43,18 @@ def kubeadm_join_config(node: Node, api_endpoint: str, token: str, ca_cert_hash:
     )
 
 
-def containerd_config(settings: Settings) -> str:
-    return render("containerd-config.toml.j2", sandbox_image=settings.sandbox_image)
+# Installed by nvidia-container-toolkit; the path nvidia-ctk 1.17.8 writes as BinaryName
+# (cmd/nvidia-ctk/runtime/configure/configure.go defaultNVIDIARuntimeExpecutablePath).
+NVIDIA_CONTAINER_RUNTIME = "/usr/bin/nvidia-container-runtime"
+
+
+def containerd_config(settings: Settings, node: Node) -> str:
+    """The node's one containerd config; GPU nodes also get the runtime `nvidia`."""
+    return render(
+        "containerd-config.toml.j2",
+        sandbox_image=settings.sandbox_image,
+        nvidia_runtime=NVIDIA_CONTAINER_RUNTIME if node.is_gpu else "",
+    )
 
 
 def calico_installation(settings: Settings) -> str:

@@ -1,33 +1,37 @@
 #!/usr/bin/env bash
-# nvidia-container-toolkit and the containerd runtime "nvidia" (used by RuntimeClass nvidia).
+# nvidia-container-toolkit: the nvidia-container-runtime that containerd's runtime "nvidia" (used by
+# RuntimeClass nvidia) runs. The runtime itself is in the rendered containerd config
+# (install-containerd.sh): `nvidia-ctk runtime configure` is not run, because a drop-in written by
+# it would replace the whole CRI section in containerd 1.x (see containerd-config.toml.j2).
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-dropin=/etc/containerd/conf.d/99-nvidia.toml
 want="$NB_NVIDIA_TOOLKIT_VERSION"
-did=0
+packages=(nvidia-container-toolkit nvidia-container-toolkit-base)
 
-if [[ "$(installed_version nvidia-container-toolkit)" != "$want" ]]; then
-  install_apt_key "$NB_NVIDIA_APT_KEY_URL" /etc/apt/keyrings/nvidia-container-toolkit.gpg
-  if write_if_changed /etc/apt/sources.list.d/nvidia-container-toolkit.list "$NB_NVIDIA_APT_SOURCE"; then
-    changed "apt source for the NVIDIA container toolkit written"
-  fi
-  apt_get update
-  apt_get install --allow-downgrades --no-install-recommends \
-    "nvidia-container-toolkit=$want" "nvidia-container-toolkit-base=$want"
-  apt-mark hold nvidia-container-toolkit nvidia-container-toolkit-base >/dev/null
-  changed "nvidia-container-toolkit $want installed and held"
-  did=1
+all_pinned() {
+  local p
+  for p in "${packages[@]}"; do
+    [[ "$(installed_version "$p")" == "$want" ]] && is_held "$p" || return 1
+  done
+}
+
+if all_pinned && [[ -x /usr/bin/nvidia-container-runtime ]]; then
+  already_done "toolkit $want installed and held, /usr/bin/nvidia-container-runtime present"
+  exit 0
 fi
-# A drop-in (imported by the main config) keeps the rendered config.toml ours alone, so a re-run
-# of install-containerd.sh never erases the NVIDIA runtime.
-if ! grep -qs 'runtimes.nvidia' "$dropin"; then
-  install -d -m 0755 "$(dirname "$dropin")"
-  nvidia-ctk runtime configure --runtime=containerd --config="$dropin"
-  systemctl restart containerd
-  changed "containerd runtime nvidia configured in $dropin, containerd restarted"
-  did=1
+install_apt_key "$NB_NVIDIA_APT_KEY_URL" /etc/apt/keyrings/nvidia-container-toolkit.gpg
+if write_if_changed /etc/apt/sources.list.d/nvidia-container-toolkit.list "$NB_NVIDIA_APT_SOURCE"; then
+  changed "apt source for the NVIDIA container toolkit written"
 fi
-[[ "$did" == 0 ]] && already_done "toolkit $want installed, containerd runtime nvidia configured"
-exit 0
+apt_get update
+apt-mark unhold "${packages[@]}" >/dev/null 2>&1 || true
+apt_get install --allow-downgrades --allow-change-held-packages --no-install-recommends \
+  "${packages[@]/%/=$want}"
+apt-mark hold "${packages[@]}" >/dev/null
+if [[ ! -x /usr/bin/nvidia-container-runtime ]]; then
+  say "nvidia-container-toolkit $want did not install /usr/bin/nvidia-container-runtime"
+  exit 1
+fi
+changed "nvidia-container-toolkit $want installed and held"

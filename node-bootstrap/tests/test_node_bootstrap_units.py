@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+import tomllib
 from pathlib import Path
 
 import paramiko
@@ -178,9 +179,22 @@ def test_rendered_join_config_taints_and_labels_only_gpu_nodes() -> None:
 
 def test_rendered_containerd_and_calico_configs() -> None:
     settings = Settings()
-    toml = containerd_config(settings)
-    assert "SystemdCgroup = true" in toml and 'sandbox_image = "registry.k8s.io/pause:3.9"' in toml
-    assert 'imports = ["/etc/containerd/conf.d/*.toml"]' in toml
+    inventory = parse_inventory(INVENTORY)
+    cpu = tomllib.loads(containerd_config(settings, inventory.node("llama-worker-1")))
+    gpu = tomllib.loads(containerd_config(settings, inventory.node("llama-gpu-1")))
+    for config in (cpu, gpu):
+        # One file: containerd 1.x would replace whole sections from an imported drop-in.
+        assert "imports" not in config
+        cri = config["plugins"]["io.containerd.grpc.v1.cri"]
+        assert cri["sandbox_image"] == "registry.k8s.io/pause:3.9"
+        assert cri["containerd"]["default_runtime_name"] == "runc"
+    assert set(cpu["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]) == {"runc"}
+    runtimes = gpu["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
+    assert runtimes["runc"]["options"] == {"SystemdCgroup": True}
+    assert runtimes["nvidia"]["options"] == {
+        "BinaryName": "/usr/bin/nvidia-container-runtime",
+        "SystemdCgroup": True,
+    }
     installation, apiserver = yaml.safe_load_all(calico_installation(settings))
     network = installation["spec"]["calicoNetwork"]
     assert network["mtu"] == 8951

@@ -12,23 +12,27 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-# repository -> [(package, version, [commands it provides])]
-REPOSITORIES: dict[str, list[tuple[str, str, list[str]]]] = {
+# repository -> [(package, version, [commands it provides], Depends)]. The Depends are the real
+# packages' where the scripts rely on them (apt must resolve them, as on a node).
+# containerd is not here: the nodes use the test machine's real Debian containerd (its overlay
+# root shows it, and dpkg lists it installed, like an image with containerd preinstalled).
+REPOSITORIES: dict[str, list[tuple[str, str, list[str], str]]] = {
     "k8s": [
-        ("kubelet", "1.29.15-1.1", ["kubelet"]),
-        ("kubeadm", "1.29.15-1.1", ["kubeadm"]),
-        ("kubectl", "1.29.15-1.1", ["kubectl"]),
+        ("kubelet", "1.29.15-1.1", ["kubelet"], ""),
+        # pkgs.k8s.io's kubeadm depends on cri-tools (crictl): kubeadm's preflight needs it.
+        ("kubeadm", "1.29.15-1.1", ["kubeadm"], "cri-tools (>= 1.28.0)"),
+        ("kubectl", "1.29.15-1.1", ["kubectl"], ""),
+        ("cri-tools", "1.29.0-1.1", ["crictl"], ""),
         # An older patch release, so a wrong pin would be visible.
-        ("kubeadm", "1.29.14-1.1", ["kubeadm"]),
+        ("kubeadm", "1.29.14-1.1", ["kubeadm"], "cri-tools (>= 1.28.0)"),
     ],
     "nvidia": [
-        ("nvidia-container-toolkit-base", "1.17.8-1", ["nvidia-ctk"]),
-        ("nvidia-container-toolkit", "1.17.8-1", []),
+        ("nvidia-container-toolkit-base", "1.17.8-1", ["nvidia-ctk", "nvidia-container-runtime"], ""),
+        ("nvidia-container-toolkit", "1.17.8-1", [], "nvidia-container-toolkit-base (= 1.17.8-1)"),
     ],
     "ubuntu": [
-        ("containerd", "1.7.12-0ubuntu2~22.04.1", ["containerd"]),
-        ("nvidia-headless-580-server", "580.95.05-0ubuntu0.22.04.1", []),
-        ("nvidia-utils-580-server", "580.95.05-0ubuntu0.22.04.1", ["nvidia-smi"]),
+        ("nvidia-headless-580-server", "580.95.05-0ubuntu0.22.04.1", [], ""),
+        ("nvidia-utils-580-server", "580.95.05-0ubuntu0.22.04.1", ["nvidia-smi"], ""),
     ],
 }
 
@@ -38,12 +42,13 @@ exec /usr/bin/python3 /srv/node-doubles/double.py {command} "$@"
 """
 
 
-def build_deb(workdir: Path, package: str, version: str, commands: list[str]) -> Path:
+def build_deb(workdir: Path, package: str, version: str, commands: list[str], depends: str) -> Path:
     stage = workdir / f"{package}_{version}"
     (stage / "DEBIAN").mkdir(parents=True)
     (stage / "DEBIAN" / "control").write_text(
         f"Package: {package}\nVersion: {version}\nArchitecture: all\n"
-        "Maintainer: llama-platform tests <tests@invalid>\n"
+        + (f"Depends: {depends}\n" if depends else "")
+        + "Maintainer: llama-platform tests <tests@invalid>\n"
         f"Description: TEST DOUBLE of {package} for the node-bootstrap sandbox\n"
     )
     for command in commands:

@@ -10,7 +10,10 @@ Each node is
   - an sshd (Debian openssh-server) with its own host key, listening on the node's address,
   - the test doubles (tests/infra/node_doubles) for the kernel and init (modprobe, sysctl,
     swapon/swapoff, systemctl, mount) in /usr/local/sbin, and double apt repositories
-    (apt_doubles.py) for kubeadm/kubelet/kubectl, containerd, the NVIDIA driver and toolkit.
+    (apt_doubles.py) for kubeadm/kubelet/kubectl/crictl, the NVIDIA driver and toolkit,
+  - the real containerd of this machine (Debian's package, seen through the overlay root):
+    `systemctl restart containerd` (double) really starts it with the node's
+    /etc/containerd/config.toml, and `ctr` and crictl's double ask it what it loaded.
 The orchestrator runs in a fourth namespace ("admin") on the same bridge, like a laptop.
 """
 
@@ -62,6 +65,10 @@ def namespaces_available() -> str | None:
     for tool in ("ip", "unshare", "chroot", "/usr/sbin/sshd", "ssh-keygen", "dpkg-deb", "sudo"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (apt-get install openssh-server iproute2 sudo)"
+    # The nodes run the real containerd (and ctr) of this machine; crictl's double asks it over curl.
+    for tool in ("/usr/bin/containerd", "/usr/bin/ctr", "curl"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install containerd curl)"
     probe = f"nbprobe{os.getpid()}"
     result = sh("ip", "netns", "add", probe, check=False)
     if result.returncode != 0:

@@ -58,7 +58,10 @@ def upper_snapshot(lab: Lab) -> dict[str, str]:
     for node in lab.nodes:
         for path in sorted(node.upper.rglob("*")):
             rel = path.relative_to(node.upper)
-            if rel.parts[:2] == ("var", "log") or path.is_dir() or path.is_symlink():
+            # Logs and containerd's own database (the daemon really runs) are not the bootstrap's.
+            if rel.parts[:2] == ("var", "log") or rel.parts[:3] == ("var", "lib", "containerd"):
+                continue
+            if path.is_dir() or path.is_symlink():
                 continue
             digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "special"
             snapshot[f"{node.name}:{rel}"] = digest
@@ -129,13 +132,9 @@ def test_first_bootstrap_follows_the_kubeadm_checklist_on_every_node(lab: Lab, f
     joins = [first_index(calls, n, "kubeadm", "join") for n in ("llama-worker-1", "llama-gpu-1")]
     assert all(j > token for j in joins)
     assert first_index(calls, "llama-cp-1", "kubeadm", "token", "delete") > max(joins)
-    gpu_runtime = first_index(calls, "llama-gpu-1", "nvidia-ctk", "runtime", "configure")
-    assert first_index(calls, "llama-gpu-1", "systemctl", "restart", "containerd") < gpu_runtime < joins[1]
-    assert calls[gpu_runtime]["argv"][2:] == [
-        "--runtime=containerd",
-        "--config=/etc/containerd/conf.d/99-nvidia.toml",
-    ]
-    assert not any(c["node"] != "llama-gpu-1" and c["cmd"] == "nvidia-ctk" for c in calls)
+    # The nvidia runtime is rendered into the one config file; nvidia-ctk never edits it.
+    assert not any(c["cmd"] == "nvidia-ctk" for c in calls)
+    assert first_index(calls, "llama-gpu-1", "systemctl", "restart", "containerd") < joins[1]
 
 
 def test_first_bootstrap_leaves_real_node_state_pinned_and_configured(lab: Lab, first_run: Run) -> None:
@@ -148,7 +147,7 @@ def test_first_bootstrap_leaves_real_node_state_pinned_and_configured(lab: Lab, 
             assert status[package] == ("1.29.15-1.1", "hold ok installed"), (name, package, status[package])
         assert status["containerd"][1] == "install ok installed"
         config = (upper[name] / "etc/containerd/config.toml").read_text()
-        assert "SystemdCgroup = true" in config and 'sandbox_image = "registry.k8s.io/pause:3.9"' in config
+        assert "\nimports" not in config, "containerd 1.x replaces whole sections from imported files"
         assert (upper[name] / "etc/modules-load.d/kubernetes.conf").read_text().split() == [
             "overlay",
             "br_netfilter",
@@ -180,6 +179,29 @@ def test_first_bootstrap_leaves_real_node_state_pinned_and_configured(lab: Lab, 
     assert nodes["llama-worker-1"]["taints"] == []
     calico = json.loads((lab.shared / "calico.json").read_text())["installation"]["spec"]
     assert calico == {"mtu": "8951", "encapsulation": "VXLAN", "cidr": "192.168.0.0/16"}
+
+
+def cri_info(lab: Lab, node_name: str) -> dict:
+    """What the node's real containerd loaded, asked as `crictl info` asks it (CRI Status)."""
+    node = next(n for n in lab.nodes if n.name == node_name)
+    return json.loads(lab.in_node(node, "crictl", "info").stdout)
+
+
+def test_every_nodes_real_containerd_loaded_runc_and_gpu_nodes_nvidia_with_systemd_cgroups(
+    lab: Lab, first_run: Run
+) -> None:
+    assert first_run.result.returncode == 0, first_run.output
+    for node in lab.nodes:
+        config = cri_info(lab, node.name)["config"]
+        runtimes = config["containerd"]["runtimes"]
+        assert set(runtimes) == ({"runc", "nvidia"} if node.role == "gpu-worker" else {"runc"}), node.name
+        assert all(r["options"]["SystemdCgroup"] is True for r in runtimes.values()), (node.name, runtimes)
+        assert config["containerd"]["defaultRuntimeName"] == "runc"
+        assert config["sandboxImage"] == "registry.k8s.io/pause:3.9"
+    gpu_runtimes = cri_info(lab, "llama-gpu-1")["config"]["containerd"]["runtimes"]
+    assert gpu_runtimes["nvidia"]["options"]["BinaryName"] == "/usr/bin/nvidia-container-runtime"
+    gpu = next(n for n in lab.nodes if n.name == "llama-gpu-1")
+    assert lab.in_node(gpu, "test", "-x", "/usr/bin/nvidia-container-runtime").returncode == 0
 
 
 def test_first_bootstrap_writes_a_private_kubeconfig_for_the_public_endpoint(
@@ -224,7 +246,8 @@ def test_doctor_checks_the_gpu_through_nvml_and_prints_each_fix(doctor_run: Run)
         "7.5",
         "15360 MiB",
         "Calico",
-        "runtime nvidia",
+        "CRI runtimes",
+        "runc (SystemdCgroup), nvidia (SystemdCgroup)",
         "GPU label and taint",
     ):
         assert expected in output, expected
@@ -261,26 +284,46 @@ def test_doctor_names_a_broken_gpu_node_and_bootstrap_repairs_it(
     lab: Lab, cli_files: dict[str, Path], doctor_run: Run
 ) -> None:
     gpu = next(n for n in lab.nodes if n.name == "llama-gpu-1")
-    # What a kernel update without the matching driver modules and a lost drop-in look like.
+    # What a kernel update without the matching driver modules looks like, and a containerd
+    # config in the old layout: a conf.d drop-in from `nvidia-ctk --config=conf.d/99-nvidia.toml`.
     lab.in_node(gpu, "rmdir", "/sys/module/nvidia")
-    lab.in_node(gpu, "rm", "/etc/containerd/conf.d/99-nvidia.toml")
+    config = lab.in_node(gpu, "cat", "/etc/containerd/config.toml").stdout
+    old = config.replace("version = 2\n", 'version = 2\nimports = ["/etc/containerd/conf.d/*.toml"]\n', 1)
+    old = old.split("# RuntimeClass `nvidia`")[0]
+    lab.in_node(
+        gpu,
+        "sh",
+        "-c",
+        f"cat > /etc/containerd/config.toml <<'EOF'\n{old}EOF\nmkdir -p /etc/containerd/conf.d",
+    )
+    lab.in_node(
+        gpu,
+        "nvidia-ctk",
+        "runtime",
+        "configure",
+        "--runtime=containerd",
+        "--config=/etc/containerd/conf.d/99-nvidia.toml",
+    )
+    lab.in_node(gpu, "systemctl", "restart", "containerd")
     broken = run(lab, cli_args(cli_files, "doctor"))
     assert broken.result.returncode == 1
     said = " ".join(broken.output.split())
     assert "couldn't communicate with the NVIDIA driver" in said
-    assert "no nvidia runtime in containerd" in said
+    assert "llama-gpu-1: CRI runtimes" in said and "containerd's CRI plugin does not answer" in said
+    assert "unknown service runtime.v1.RuntimeService" in said
     assert said.count("make bootstrap") >= 2, "each failure prints its fix"
     repair = run(lab, cli_args(cli_files, "bootstrap"))
     assert repair.result.returncode == 0, repair.output
     statuses = {(m["node"], m["step"]): m["status"] for m in STEP_LINE.finditer(repair.output)}
     assert statuses[("llama-gpu-1", "install-nvidia-driver")] == "done"
-    assert statuses[("llama-gpu-1", "install-nvidia-container-toolkit")] == "done"
+    assert statuses[("llama-gpu-1", "install-containerd")] == "done"
     assert statuses[("llama-worker-1", "install-containerd")] == "unchanged"
     assert [c["argv"] for c in repair.calls if c["mutates"] and c["node"] == "llama-gpu-1"] == [
-        ["nvidia"],
-        ["runtime", "configure", "--runtime=containerd", "--config=/etc/containerd/conf.d/99-nvidia.toml"],
         ["restart", "containerd"],
+        ["nvidia"],
     ]
+    runtimes = cri_info(lab, "llama-gpu-1")["config"]["containerd"]["runtimes"]
+    assert set(runtimes) == {"runc", "nvidia"}
     assert not [c for c in repair.calls if c["mutates"] and c["node"] != "llama-gpu-1"]
     assert run(lab, cli_args(cli_files, "doctor")).result.returncode == 0
 

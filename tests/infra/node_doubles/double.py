@@ -15,13 +15,19 @@ Runs under the node's system python3 with the standard library only.
 from __future__ import annotations
 
 import base64
+import contextlib
+import copy
 import fcntl
 import json
 import os
 import re
 import secrets
+import signal
+import socket
+import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 CLUSTER = Path("/srv/cluster-double")
@@ -79,10 +85,37 @@ def cloud_init(argv: list[str]) -> None:
         print("status: done")
 
 
+def available_modules() -> set[str]:
+    """The modules the node's kernel has: Ubuntu 22.04's AWS kernel ships overlay and br_netfilter
+    (no aufs); nvidia exists once the driver package is installed and its module was built for
+    the running kernel (a test sets STATE/nvidia-module-missing to mimic a kernel without it)."""
+    modules = {"overlay", "br_netfilter"}
+    status = subprocess.run(
+        ["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "nvidia-headless-580-server"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    if status[1:2] == "i" and not (STATE / "nvidia-module-missing").exists():
+        modules.add("nvidia")
+    return modules
+
+
 def modprobe(argv: list[str]) -> None:
     modules = [a for a in argv if not a.startswith("-")]
-    record("modprobe", argv, True)
+    quiet = "-q" in argv
     for module in modules:
+        if module not in available_modules():
+            record("modprobe", argv, False, error="not found")
+            fail(
+                ""
+                if quiet
+                else f"modprobe: FATAL: Module {module} not found in directory /lib/modules/6.8.0-1015-aws"
+            )
+        if Path("/sys/module", module).is_dir():
+            record("modprobe", argv, False)
+            continue
+        record("modprobe", argv, True)
         # The sandbox's /sys is a plain directory of the node's own root, not the host's sysfs.
         Path("/sys/module", module).mkdir(parents=True, exist_ok=True)
 
@@ -125,19 +158,24 @@ def systemctl(argv: list[str]) -> None:
     if verb in ("is-active", "is-enabled"):
         record("systemctl", argv, False)
         key = "active" if verb == "is-active" else "enabled"
-        if not all(units.get(n, {}).get(key) for n in names):
-            sys.exit(3)
+        for name in names:
+            if key == "active" and name == "containerd":
+                ok = containerd_pid() is not None  # the real daemon, not a flag
+            else:
+                ok = bool(units.get(name, {}).get(key))
+            if not ok:
+                sys.exit(3)
         return
     record("systemctl", argv, True)
     for name in names:
         unit = units.setdefault(name, {})
-        if verb in ("restart", "start"):
+        if verb in ("restart", "start") or (verb == "enable" and "--now" in argv):
             unit["active"] = True
-        elif verb == "enable":
+            if name == "containerd" and (verb == "restart" or containerd_pid() is None):
+                start_containerd()
+        if verb == "enable":
             unit["enabled"] = True
-            if "--now" in argv:
-                unit["active"] = True
-        elif verb != "reboot":
+        elif verb not in ("reboot", "restart", "start"):
             fail(f"systemctl double: unsupported verb {verb}")
     save(STATE / "units.json", units)
 
@@ -366,14 +404,175 @@ def kubectl(argv: list[str]) -> None:
         save(CLUSTER / "calico.json", calico)
 
 
-# -- containerd and NVIDIA ------------------------------------------------------------------
-def containerd(argv: list[str]) -> None:
-    record("containerd", argv, False)
-    if argv[:2] == ["config", "dump"]:
-        parts = [Path("/etc/containerd/config.toml"), *sorted(Path("/etc/containerd/conf.d").glob("*.toml"))]
-        print("\n".join(p.read_text() for p in parts if p.exists()))
-    elif argv[:1] == ["--version"]:
-        print("containerd github.com/containerd/containerd 1.7.12 (test double)")
+# -- containerd (real), crictl and NVIDIA ----------------------------------------------------
+# containerd itself is not doubled: the nodes run the test machine's real Debian containerd
+# (/usr/bin/containerd, 1.6.x) from their overlay root; `systemctl start containerd` starts it.
+CONTAINERD_PID = Path("/run/node-doubles/containerd.pid")
+CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "containerd"
+    except OSError:
+        return False
+
+
+def containerd_pid() -> int | None:
+    try:
+        pid = int(CONTAINERD_PID.read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def stop_containerd() -> None:
+    pid = containerd_pid()
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    CONTAINERD_PID.unlink(missing_ok=True)
+
+
+def start_containerd() -> None:
+    """Like systemd with containerd.service (Type=notify): returns once the socket answers."""
+    stop_containerd()
+    CONTAINERD_PID.parent.mkdir(parents=True, exist_ok=True)
+    with open("/var/log/containerd.log", "ab") as log:
+        process = subprocess.Popen(
+            ["/usr/bin/containerd"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    CONTAINERD_PID.write_text(str(process.pid))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            CONTAINERD_PID.unlink(missing_ok=True)
+            fail(
+                "Job for containerd.service failed because the control process exited with error code.\n"
+                'See "systemctl status containerd.service" and "journalctl -xeu containerd.service" '
+                "for details."
+            )
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as probe:
+            probe.connect(CONTAINERD_SOCKET)
+            return
+        time.sleep(0.1)
+    fail("Job for containerd.service failed because a timeout was exceeded.")
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, i
+
+
+def proto_fields(data: bytes) -> list[tuple[int, int | bytes]]:
+    """(field number, value) pairs of a protobuf message, decoded from the wire format alone."""
+    fields: list[tuple[int, int | bytes]] = []
+    i = 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(data, i)
+        elif wire == 2:
+            length, i = _varint(data, i)
+            value, i = data[i : i + length], i + length
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, i = data[i : i + size], i + size
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        fields.append((number, value))
+    return fields
+
+
+def cri_status(socket_path: str, timeout: float = 10.0) -> dict:
+    """CRI runtime.v1.RuntimeService/Status with verbose=true over gRPC (HTTP/2 through curl).
+
+    What `crictl info` asks (cri-tools v1.29 cmd/crictl/info.go) and prints: the runtime
+    conditions plus every entry of the verbose info map decoded as JSON; `config` is the CRI
+    plugin's configuration as containerd loaded it. Raises RuntimeError with the gRPC status when
+    the CRI service is not there (the plugin failed to load).
+    """
+    request = b"\x00" + (2).to_bytes(4, "big") + b"\x08\x01"  # StatusRequest{verbose: true}
+    result = subprocess.run(
+        [
+            "curl", "-sS", "--http2-prior-knowledge", "--unix-socket", socket_path,
+            "--max-time", str(timeout), "-H", "content-type: application/grpc", "-H", "te: trailers",
+            "--data-binary", "@-", "-D", "/dev/stderr", "http://localhost/runtime.v1.RuntimeService/Status",
+        ],
+        input=request,
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    headers = result.stderr.decode(errors="replace")
+    if result.returncode != 0:
+        raise RuntimeError(f"connect: connection error: {headers.strip()}")
+    status = re.search(r"^grpc-status: (\d+)", headers, re.M)
+    if status is None or status.group(1) != "0":
+        message = re.search(r"^grpc-message: (.*?)\r?$", headers, re.M)
+        code = status.group(1) if status else "?"
+        raise RuntimeError(f"rpc error: code = {code} desc = {message.group(1) if message else ''}")
+    body = result.stdout[5 : 5 + int.from_bytes(result.stdout[1:5], "big")]
+    out: dict = {"status": {"conditions": []}}
+    for number, value in proto_fields(body):
+        if number == 1:
+            for _, condition in proto_fields(value):
+                parts = dict(proto_fields(condition))
+                out["status"]["conditions"].append(
+                    {
+                        "type": parts.get(1, b"").decode(),
+                        "status": bool(parts.get(2, 0)),
+                        "reason": parts.get(3, b"").decode(),
+                        "message": parts.get(4, b"").decode(),
+                    }
+                )
+        elif number == 2:
+            entry = dict(proto_fields(value))
+            key, raw = entry.get(1, b"").decode(), entry.get(2, b"").decode()
+            try:
+                out[key] = json.loads(raw)
+            except json.JSONDecodeError:
+                out[key] = raw
+    return out
+
+
+def crictl(argv: list[str]) -> None:
+    """TEST DOUBLE of crictl (cri-tools v1.29): `info` answered by the node's real containerd."""
+    record("crictl", argv, False)
+    endpoint = CONTAINERD_SOCKET
+    args = []
+    for i, arg in enumerate(argv):
+        if arg.startswith("--runtime-endpoint="):
+            endpoint = arg.split("=", 1)[1]
+        elif arg in ("--runtime-endpoint", "-r"):
+            endpoint = argv[i + 1]
+        elif i == 0 or argv[i - 1] not in ("--runtime-endpoint", "-r"):
+            args.append(arg)
+    endpoint = endpoint.removeprefix("unix://")
+    if args[:1] != ["info"]:
+        fail(f"crictl double: unsupported arguments {argv}")
+    try:
+        print(json.dumps(cri_status(endpoint), indent=2))
+    except RuntimeError as error:
+        fail(
+            f'validate service connection: validate CRI v1 runtime API for endpoint "unix://{endpoint}": '
+            + str(error)
+        )
 
 
 def nvidia_smi(argv: list[str]) -> None:
@@ -397,15 +596,83 @@ def nvidia_smi(argv: list[str]) -> None:
         print("Tesla T4 (test double)")
 
 
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def toml_dump(tree: dict, path: tuple[str, ...] = ()) -> str:
+    """Keys before sub-tables, each sub-table under its full dotted header (as go-toml writes)."""
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in sorted(tree.items()) if not isinstance(v, dict)]
+    text = "\n".join(lines) + ("\n" if lines else "")
+    for key, value in sorted(tree.items()):
+        if isinstance(value, dict):
+            sub = (*path, key)
+            text += "\n[" + ".".join(_toml_key(p) for p in sub) + "]\n" + toml_dump(value, sub)
+    return text
+
+
 def nvidia_ctk(argv: list[str]) -> None:
+    """TEST DOUBLE of `nvidia-ctk runtime configure --runtime=containerd` (nvidia-container-toolkit
+    1.17.8: cmd/nvidia-ctk/runtime/configure/configure.go, pkg/config/engine/containerd/config.go).
+
+    As the real one: the config source is the file --config names (default
+    /etc/containerd/config.toml), only that file is read and written (no imports followed); an
+    empty file becomes a version 2 config; runtime `nvidia` copies the whole runtime entry of
+    the default runtime (when not nvidia*), else runc, else crun, when that file has one, and
+    otherwise gets the defaults (runtime_type io.containerd.runc.v2, empty runtime_root and
+    runtime_engine, privileged_without_host_devices false: no SystemdCgroup); then
+    options.BinaryName = /usr/bin/nvidia-container-runtime.
+    """
+    if argv[:2] != ["runtime", "configure"] or "--runtime=containerd" not in argv:
+        fail(f"nvidia-ctk double: unsupported arguments {argv}")
     record("nvidia-ctk", argv, True)
-    config = next(a.split("=", 1)[1] for a in argv if a.startswith("--config="))
-    Path(config).write_text(
-        'version = 2\n\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia]\n'
-        '  runtime_type = "io.containerd.runc.v2"\n\n'
-        '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.nvidia.options]\n'
-        '  BinaryName = "/usr/bin/nvidia-container-runtime"\n  SystemdCgroup = true\n'
+    config = next(
+        (a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "/etc/containerd/config.toml"
     )
+    path = Path(config)
+    text = path.read_text() if path.exists() else ""
+    tree = tomllib.loads(text)
+    tree.setdefault("version", 2)
+    cri = "io.containerd.grpc.v1.cri" if tree["version"] == 2 else "io.containerd.cri.v1.runtime"
+    containerd = tree.setdefault("plugins", {}).setdefault(cri, {}).setdefault("containerd", {})
+    runtimes = containerd.setdefault("runtimes", {})
+    default = containerd.get("default_runtime_name", "")
+    candidates = ([default] if default and not default.startswith("nvidia") else []) + ["runc", "crun"]
+    source = next((runtimes[r] for r in candidates if r in runtimes), None)
+    if source is not None:
+        nvidia = copy.deepcopy(source)
+    else:
+        print(
+            f'level=warning msg="could not infer options from runtimes {candidates}; using defaults"',
+            file=sys.stderr,
+        )
+        nvidia = {
+            "runtime_type": "io.containerd.runc.v2",
+            "runtime_root": "",
+            "runtime_engine": "",
+            "privileged_without_host_devices": False,
+        }
+    nvidia.setdefault("options", {})["BinaryName"] = "/usr/bin/nvidia-container-runtime"
+    runtimes["nvidia"] = nvidia
+    path.write_text(toml_dump(tree))
+    print(f'level=info msg="Wrote updated config to {config}"', file=sys.stderr)
+
+
+def nvidia_container_runtime(argv: list[str]) -> None:
+    record("nvidia-container-runtime", argv, False)
+    print("NVIDIA Container Runtime version 1.17.8 (test double)")
 
 
 def kubelet(argv: list[str]) -> None:
@@ -426,9 +693,10 @@ COMMANDS = {
     "kubeadm": kubeadm,
     "kubectl": kubectl,
     "kubelet": kubelet,
-    "containerd": containerd,
+    "crictl": crictl,
     "nvidia-smi": nvidia_smi,
     "nvidia-ctk": nvidia_ctk,
+    "nvidia-container-runtime": nvidia_container_runtime,
 }
 
 if __name__ == "__main__":
