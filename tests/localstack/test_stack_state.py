@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +51,20 @@ def test_a_recorded_process_is_ours_until_it_exits() -> None:
     proc.kill()
     proc.wait()
     assert not part.is_ours()
+
+
+def test_a_part_that_died_but_was_not_reaped_is_not_running() -> None:
+    proc = sleeper()
+    part = Part("x", proc.pid, "u", "r", "log", start_identity(proc.pid) or "")
+    proc.kill()
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the killed child did not become a zombie"
+            time.sleep(0.05)
+        assert not part.is_ours(), "a zombie was taken for a running part"
+    finally:
+        proc.wait()
 
 
 def test_a_process_that_reuses_the_pid_is_not_ours() -> None:
