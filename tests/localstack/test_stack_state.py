@@ -181,3 +181,22 @@ def test_up_while_everything_runs_says_so_and_starts_nothing(
         for proc in procs:
             proc.kill()
             proc.wait()
+
+
+def test_the_default_model_is_smollm2_and_says_it_is_a_demo(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("LLAMA_MODEL", raising=False)
+    assert Settings.from_env().model == "smollm2"
+    monkeypatch.setattr(localstack, "ensure_local_model", lambda: tmp_path)
+    choice = localstack.choose_model(free_settings(tmp_path))
+    assert (choice.source, choice.served_name) == (str(tmp_path), "smollm2-135m-instruct")
+    for text in (choice.about, choice.ui_note):
+        assert "135M-parameter demo model" in text
+        assert "make down && make up LLAMA_MODEL=Qwen/Qwen2.5-0.5B-Instruct" in text
+
+
+def test_an_unknown_model_name_is_refused_with_the_choices(tmp_path: Path) -> None:
+    conf = Settings(tmp_path, "smollm3", 1, 2, 3, 4)
+    with pytest.raises(UsageError, match="LLAMA_MODEL='smollm3' is neither 'smollm2', 'tiny', 'auto'"):
+        localstack.choose_model(conf)
