@@ -23,7 +23,7 @@ BENCH_ARGS  ?=
 BOOTSTRAP   := PYTHONPATH=node-bootstrap $(PY) -m node_bootstrap
 
 ##@ Local platform
-up: deps-local ## Start vLLM (CPU), chat-api, the UI and Prometheus locally; prints the URLs
+up: deps-local ## Start vLLM (CPU) with SmolLM2-135M-Instruct, chat-api, the UI and Prometheus locally (LLAMA_MODEL=tiny|<hub id>)
 	@$(PY) -m scripts.localstack up
 
 down: ## Stop exactly what `make up` started

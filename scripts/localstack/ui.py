@@ -4,8 +4,9 @@
 
 Serves `/config.json` from the given settings (the cluster's ConfigMap does that job there), falls
 back to index.html for client-side paths, and sends the same caching headers and
-Content-Security-Policy as ui/nginx/default.conf.template. An API key, if any, comes from the
-environment (CHAT_UI_API_KEY), never from argv.
+Content-Security-Policy as ui/nginx/default.conf.template. `--model-note` becomes config.json's
+`modelNote`: what the UI says about the model that answers (`make up` passes it). An API key, if
+any, comes from the environment (CHAT_UI_API_KEY), never from argv.
 """
 
 from __future__ import annotations
@@ -60,10 +61,13 @@ def content_security_policy(api_base_url: str) -> str:
     )
 
 
-def runtime_config(api_base_url: str, api_key: str | None, title: str) -> bytes:
+def runtime_config(api_base_url: str, api_key: str | None, title: str, model_note: str = "") -> bytes:
     config: dict[str, str] = {"apiBaseUrl": api_base_url, "title": title}
     if api_key:
         config["apiKey"] = api_key
+    if model_note:
+        # What the UI tells a user about the model that answers (a demo model, how to serve a bigger one).
+        config["modelNote"] = model_note
     return json.dumps(config).encode()
 
 
@@ -131,6 +135,7 @@ def start_ui(
     log_path: Path,
     api_key: str | None = None,
     title: str = "Llama Chat",
+    model_note: str = "",
     host: str = "127.0.0.1",
     wait: bool = True,
     timeout: float = READY_TIMEOUT_S,
@@ -146,7 +151,7 @@ def start_ui(
     argv = [
         sys.executable, "-m", "scripts.localstack.ui",
         "--dist", str(dist_dir), "--port", str(port), "--host", host,
-        "--api-base-url", api_base_url, "--title", title,
+        "--api-base-url", api_base_url, "--title", title, "--model-note", model_note,
     ]  # fmt: skip
     proc = ManagedProcess(name=f"chat-ui:{port}", argv=argv, log_path=log_path, env=env).start()
     if wait:
@@ -163,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--api-base-url", default="")
     parser.add_argument("--title", default="Llama Chat")
+    parser.add_argument("--model-note", default="", help="config.json's modelNote, shown by the UI")
     args = parser.parse_args(argv)
     try:
         check_dist(args.dist)
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    config = runtime_config(args.api_base_url, os.environ.get(API_KEY_ENV), args.title)
+    config = runtime_config(args.api_base_url, os.environ.get(API_KEY_ENV), args.title, args.model_note)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(args.dist, config, csp))
     api = args.api_base_url or "same origin"
     print(f"chat-ui serving {args.dist} on http://{args.host}:{args.port} (API {api})", flush=True)

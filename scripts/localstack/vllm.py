@@ -7,6 +7,7 @@ in-process (no extra engine-core process to leak).
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -61,6 +62,31 @@ def ensure_tiny_model(out: Path | None = None) -> Path:
         raise StartupError(
             f"scripts.tiny_model failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
+    return out
+
+
+def ensure_local_model(out: Path | None = None, timeout: float = 1800) -> Path:
+    """SmolLM2-135M-Instruct prepared by scripts.smollm2 (in the vLLM venv), when missing or stale.
+
+    Its progress goes straight to our stdout; a failure raises StartupError (its message is above).
+    """
+    from scripts.smollm2 import DEFAULT_OUT, is_complete
+
+    out = out or DEFAULT_OUT
+    if is_complete(out):
+        return out
+    ok, reason = vllm_available()
+    if not ok:
+        raise StartupError(reason)
+    result = subprocess.run(
+        [str(VLLM_PYTHON), "-m", "scripts.smollm2", "--out", str(out)],
+        cwd=REPO_ROOT,
+        env={**os.environ, **VLLM_ENV, "HF_HUB_OFFLINE": "1"},
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StartupError(f"preparing the model failed (exit {result.returncode}, see above)")
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -43,6 +44,23 @@ def clean_copy(dest: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
     return dest
+
+
+def part_pids(status_out: str) -> dict[str, int]:
+    """{part name: pid} from `make status` ("  UI          running  pid 1234 ...")."""
+    return {
+        line.split()[0]: int(line.split(" pid ")[1].split()[0])
+        for line in status_out.splitlines()
+        if " pid " in line
+    }
+
+
+def httpx_answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return False
+    return True
 
 
 def make(repo: Path, target: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
@@ -100,7 +118,7 @@ def test_make_up_starts_everything_and_make_down_stops_exactly_it(
 
     status = make(repo, "status", stack_env, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
-    pids = [int(line.split("pid")[1].split()[0]) for line in status.stdout.splitlines() if " pid " in line]
+    pids = part_pids(status.stdout)
     expected_parts = 4 if shutil.which("prometheus") else 3
     assert len(pids) == expected_parts, status.stdout
 
@@ -111,9 +129,24 @@ def test_make_up_starts_everything_and_make_down_stops_exactly_it(
     assert "already running" in warm.stdout
     print(f"second `make up` while running: {warm_s:.1f} s")
 
+    # A part that crashed is started again by the next `make up`; the others keep running.
+    crashed = pids["UI"]
+    os.kill(crashed, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while httpx_answers(ui_url) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    restarted = make(repo, "up", stack_env, timeout=300)
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert f"UI (pid {crashed}) has stopped" in restarted.stdout, restarted.stdout
+    assert httpx.get(ui_url, timeout=10).status_code == 200
+    after = part_pids(make(repo, "status", stack_env, timeout=60).stdout)
+    assert after["UI"] != crashed
+    assert {n: p for n, p in after.items() if n != "UI"} == {n: p for n, p in pids.items() if n != "UI"}
+    pids = after
+
     down = make(repo, "down", stack_env, timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
-    assert not [pid for pid in pids if pid_alive(pid)], "make down left processes of the stack"
+    assert not [pid for pid in pids.values() if pid_alive(pid)], "make down left processes of the stack"
     for var in ("LLAMA_VLLM_PORT", "LLAMA_API_PORT", "LLAMA_UI_PORT"):
         assert port_is_free(int(stack_env[var])), f"{var} still taken after make down"
 

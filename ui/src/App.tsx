@@ -3,6 +3,7 @@ import { Composer } from "./components/Composer";
 import { MessageItem } from "./components/MessageItem";
 import { SettingsPanel } from "./components/SettingsPanel";
 import { Sidebar } from "./components/Sidebar";
+import { ModelNote } from "./components/ModelNote";
 import { StatusBanner } from "./components/StatusBanner";
 import { useChat } from "./hooks/useChat";
 import { useNow, useReadiness } from "./hooks/useReadiness";
@@ -129,6 +130,7 @@ export function App({ config }: { config: RuntimeConfig }) {
           </button>
         </header>
         <StatusBanner readiness={readiness} elapsedS={elapsedS} onRecheck={recheck} />
+        {config.modelNote && <ModelNote text={config.modelNote} />}
         {chat.saveFailed && (
           <div className="banner warn" role="status">
             This browser refused to save the conversations (storage full or private mode); they will be lost on reload.

@@ -26,6 +26,11 @@ describe("parseConfig", () => {
       title: "Llama Chat",
     });
   });
+  it("keeps the operator's note about the model, and drops an empty or non-text one", () => {
+    expect(parseConfig({ modelNote: " A 135M demo model. " }).modelNote).toBe("A 135M demo model.");
+    expect(parseConfig({ modelNote: "  " }).modelNote).toBeUndefined();
+    expect(parseConfig({ modelNote: 42 }).modelNote).toBeUndefined();
+  });
   it("falls back to same origin for anything unexpected", () => {
     expect(parseConfig(null).apiBaseUrl).toBe("");
     expect(parseConfig({ apiBaseUrl: 42 }).apiBaseUrl).toBe("");

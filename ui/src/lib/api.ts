@@ -8,6 +8,8 @@ export interface RuntimeConfig {
   apiBaseUrl: string;
   apiKey?: string;
   title: string;
+  /** What the operator says about the model that answers (`make up`: a 135M demo model, how to serve a bigger one). */
+  modelNote?: string;
 }
 
 export const DEFAULT_CONFIG: RuntimeConfig = { apiBaseUrl: "", title: "Llama Chat" };
@@ -30,6 +32,7 @@ export function parseConfig(raw: unknown): RuntimeConfig {
     apiBaseUrl: base,
     apiKey: typeof value.apiKey === "string" && value.apiKey ? value.apiKey : undefined,
     title: typeof value.title === "string" && value.title ? value.title : DEFAULT_CONFIG.title,
+    modelNote: typeof value.modelNote === "string" && value.modelNote.trim() ? value.modelNote.trim() : undefined,
   };
 }
 
