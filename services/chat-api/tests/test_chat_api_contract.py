@@ -124,3 +124,11 @@ def test_settings_split_comma_lists_from_the_environment(monkeypatch):
     settings = Settings()
     assert settings.allowed_models == ["a", "b", "c"]
     assert settings.cors_origins == ["https://x.example"]
+
+
+def test_the_readme_lists_every_setting():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`CHAT_API_{name.upper()}`" not in readme]
+    assert not missing, f"services/chat-api/README.md does not list {missing}"
