@@ -315,3 +315,35 @@ def test_the_v1_stream_passes_vllms_bytes_through_and_drops_the_usage_chunk_nobo
     assert response.text == good_stream_body().decode().replace(event(USAGE).decode(), "")
     asked = stack.post("/v1/chat/completions", chat_body(stream=True, stream_options={"include_usage": True}))
     assert asked.text == good_stream_body().decode()
+
+
+def test_the_guard_timers_fire_while_upstream_floods_a_reading_client():
+    """Reads that never wait must not starve the total timeout: a steady flood still ends on time."""
+
+    async def flood(reader, writer):
+        writer.write(SSE_HEAD)
+        piece = chunk(event(delta("w")) * 50)
+        while True:
+            writer.write(piece)
+            await writer.drain()
+
+    with Stack(total_timeout_s=1.5) as stack:
+        stack.upstream.script = flood
+        started = time.monotonic()
+        response = stack.post("/api/chat", chat_body(), timeout=10)
+        elapsed = time.monotonic() - started
+        name, data = last_event(response)
+    assert name == "error" and data["code"] == "upstream_timeout" and "TOTAL_TIMEOUT" in data["message"]
+    assert elapsed < 4
+
+
+def test_client_connections_are_capped():
+    with Stack(max_connections=4) as stack:
+        idle = [socket.create_connection(("127.0.0.1", stack.port)) for _ in range(5)]
+        try:
+            time.sleep(0.2)
+            response = httpx.get(stack.url + "/healthz", timeout=5)
+        finally:
+            for sock in idle:
+                sock.close()
+    assert response.status_code == 503
