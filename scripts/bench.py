@@ -7,11 +7,16 @@ latency (p50/p90/p99) and tokens/s at given concurrencies. Not a test: a tool.
 
 Side by side, each concurrency level runs direct-to-vLLM and through chat-api alternately,
 `--repeats` times (order flipped each round), so drift on a shared machine hits both sides
-alike; the medians over the rounds are reported. Streams ask for exactly `--max-tokens` tokens
-(`ignore_eos`, a vLLM extension), so every request does the same work. Token counts come from
-the final usage chunk; chunk timing from the same stream parser chat-api uses
-(chat_api.streamparse). `--gpu-profile t4` adds the share of the memory-bandwidth roofline
-reached (meaningful only when the target runs that GPU and model).
+alike; the medians over the rounds are reported. Streams are greedy (temperature 0) on one
+prompt, so both arms do the same work; on the tiny test model this prompt never meets EOS, so
+every stream is exactly `--max-tokens` long (chat-api refuses vLLM's `ignore_eos`). Token counts
+come from the final usage chunk. Standalone: it imports nothing from chat-api, only httpx.
+`--gpu-profile t4` adds the share of the memory-bandwidth roofline reached (meaningful only when
+the target runs that GPU and model).
+
+Why not a wrapper over `vllm bench serve`: it measures one target per process, and the paired
+rotation (direct / chat-api / control, order shifted every round) would start it, and import
+torch, several times per level on the same two cores it measures.
 
 When it starts the stack itself, `--cpus split` (the default on two cores or more) pins chat-api
 to a core of its own and vLLM plus this client to the others: the production layout, where
@@ -44,10 +49,6 @@ from typing import Any
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "services" / "chat-api"))
-
-from chat_api.netstream import lean_transport  # noqa: E402
-from chat_api.streamparse import ChatStreamParser, Delta, Done, StreamError  # noqa: E402
 
 # Memory-bandwidth roofline inputs: bytes read per decode step = weights + KV of every sequence.
 GPU_PROFILES: dict[str, dict[str, float | str]] = {
@@ -66,7 +67,8 @@ GPU_PROFILES: dict[str, dict[str, float | str]] = {
 }
 # The chat-api process this run started (for its CPU seconds per request), if any.
 CHAT_API_PID: list[int | None] = [None]
-PROMPT = [{"role": "user", "content": "Write a short story about a llama who runs a cluster."}]
+# Greedy decoding of the tiny test model never meets EOS on this prompt (tests/integration/chat_helpers).
+PROMPT = [{"role": "user", "content": "Tell me a long story"}]
 
 
 @dataclass
@@ -106,8 +108,40 @@ def percentiles(values: list[float], scale: float = 1000.0) -> dict[str, float]:
     return {"p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99)}
 
 
+class StreamReader:
+    """An OpenAI chat-completion SSE stream, fed bytes as they arrive: per feed, whether text came,
+    and the usage and end once they arrive. Just enough for timing; not a validator."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.done = False
+        self.error = ""
+        self.usage: dict[str, int] = {}
+
+    def feed(self, chunk: bytes) -> bool:
+        data = self.pending + chunk
+        cut = data.rfind(b"\n\n")
+        if cut < 0:
+            self.pending = data
+            return False
+        self.pending = data[cut + 2 :]
+        text = False
+        for block in data[:cut].split(b"\n\n"):
+            payload = block.partition(b"data:")[2].strip()
+            if payload == b"[DONE]":
+                self.done = True
+            elif payload:
+                obj = json.loads(payload)
+                if "error" in obj:
+                    self.error = str(obj["error"])[:200]
+                if isinstance(obj.get("usage"), dict):
+                    self.usage = obj["usage"]
+                text = text or any((c.get("delta") or {}).get("content") for c in obj.get("choices") or ())
+        return text
+
+
 async def one_request(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str]) -> Sample:
-    parser = ChatStreamParser()
+    reader = StreamReader()
     started = time.perf_counter()
     first: float | None = None
     last = 0.0
@@ -117,32 +151,28 @@ async def one_request(client: httpx.AsyncClient, url: str, body: bytes, headers:
             if response.status_code != 200:
                 text = (await response.aread())[:300].decode(errors="replace")
                 return Sample(False, error=f"HTTP {response.status_code}: {text}")
-            body = response.aiter_raw()
-            async for chunk in body:
+            # Read the body to its end, so the connection is reused as a real client's would be
+            # (leaving early closes it and looks like a disconnect upstream).
+            async for chunk in response.aiter_raw():
                 now = time.perf_counter()
-                for event in parser.feed(chunk):
-                    if type(event) is Delta:
-                        if first is None:
-                            first = now
-                        else:
-                            itls.append(now - last)
-                        last = now
-                    elif type(event) is Done:
-                        end = time.perf_counter()
-                        # Read the body to its end, so the connection is reused as a real client's
-                        # would be (leaving early closes it and looks like a disconnect upstream).
-                        async for _ in body:
-                            pass
-                        return Sample(
-                            True,
-                            ttft=(first or end) - started,
-                            e2e=end - started,
-                            itls=itls,
-                            completion_tokens=event.usage.completion_tokens or 0,
-                            prompt_tokens=event.usage.prompt_tokens or 0,
-                        )
-                    elif type(event) is StreamError:
-                        return Sample(False, error=f"stream error: {event.message}")
+                if reader.feed(chunk):
+                    if first is None:
+                        first = now
+                    else:
+                        itls.append(now - last)
+                    last = now
+                if reader.error:
+                    return Sample(False, error=f"stream error: {reader.error}")
+            end = time.perf_counter()
+        if reader.done:
+            return Sample(
+                True,
+                ttft=(first or end) - started,
+                e2e=end - started,
+                itls=itls,
+                completion_tokens=reader.usage.get("completion_tokens") or 0,
+                prompt_tokens=reader.usage.get("prompt_tokens") or 0,
+            )
         return Sample(False, error="stream ended without [DONE]")
     except httpx.HTTPError as exc:
         return Sample(False, error=f"{type(exc).__name__}: {exc}")
@@ -153,16 +183,11 @@ def user_client(url: str, ssl_context: ssl.SSLContext) -> httpx.AsyncClient:
 
     Not one shared pool for all streams: httpcore 1.0's pool checks every connection on every
     request (encode/httpcore#1035), which made this tool the biggest CPU user on the machine
-    (14 CPU s per 1000 requests at 64 streams, against 7 with a pool per user). Plain-HTTP targets
-    go over chat-api's lean network backend, which skips anyio's per-read wrapping: the less CPU
-    the load generator takes, the less it competes with what it measures. All users share one SSL
-    context (building one loads the CA bundle).
+    (14 CPU s per 1000 requests at 64 streams, against 7 with a pool per user). All users share
+    one SSL context (building one loads the CA bundle).
     """
     one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    if url.startswith("http://"):
-        transport = lean_transport(one, ssl_context)
-    else:
-        transport = httpx.AsyncHTTPTransport(limits=one, verify=ssl_context)
+    transport = httpx.AsyncHTTPTransport(limits=one, verify=ssl_context, trust_env=False)
     timeout = httpx.Timeout(connect=30, read=600, write=30, pool=600)
     return httpx.AsyncClient(transport=transport, timeout=timeout, trust_env=False)
 
@@ -183,7 +208,6 @@ async def run_level(
             "max_tokens": max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
-            "ignore_eos": True,
             "temperature": 0.0,
         }
     ).encode()

@@ -87,9 +87,9 @@ def nginx_ui(ui_dist: Path, chat_api_factory: Callable[..., ChatApiServer], tmp_
 
     port = free_port()
     rendered = subprocess.run(
-        ["envsubst", "${CSP_CONNECT_SRC}"],
+        ["envsubst", "${CSP_CONNECT_SRC} ${SERVER_NAMES}"],
         input=TEMPLATE.read_text(),
-        env={"CSP_CONNECT_SRC": "'self'"},
+        env={"CSP_CONNECT_SRC": "'self'", "SERVER_NAMES": "localhost"},
         capture_output=True,
         text=True,
         check=True,
@@ -99,6 +99,7 @@ def nginx_ui(ui_dist: Path, chat_api_factory: Callable[..., ChatApiServer], tmp_
         "root /usr/share/nginx/html;": f"root {ui_dist};",
         "/usr/share/nginx/config/config.json": str(run / "config" / "config.json"),
         "/etc/nginx/extra/*.conf": f"{run}/extra/*.conf",
+        "/var/log/nginx/access.log": f"{run}/access.log",
     }
     for old, new in moves.items():
         assert old in rendered, f"the template no longer has {old!r}: update this test"

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from websockets.sync.client import connect
 
 from tests.integration.chat_helpers import LONG_MAX_TOKENS, LONG_PROMPT, SUCCESS, long_openai_body, sse_events
 
@@ -85,52 +83,3 @@ def test_stop_in_browser_over_sse_aborts_the_vllm_request(chat_api, vllm_server)
             assert next(events)[0] == "delta"
         # fetch() aborted by the Stop button == the connection closes.
     _assert_upstream_aborted(vllm_server, chat_api, before, route, cancels)
-
-
-def test_stop_frame_on_websocket_aborts_upstream_and_ends_with_done_abort(chat_api, vllm_server):
-    route = "/api/chat/ws"
-    before = VllmCounts.of(vllm_server)
-    cancels = chat_api.metric_value("chat_api_cancellations_total", route=route)
-    ws_url = chat_api.base_url.replace("http://", "ws://") + route
-    with connect(ws_url, open_timeout=10) as ws:
-        ws.send(json.dumps({"messages": LONG_PROMPT, "max_tokens": LONG_MAX_TOKENS, "temperature": 0}))
-        first = json.loads(ws.recv(timeout=30))
-        assert first["event"] == "delta"
-        ws.send(json.dumps({"type": "stop"}))
-        while True:
-            frame = json.loads(ws.recv(timeout=30))
-            if frame["event"] != "delta":
-                break
-        assert frame["event"] == "done"
-        assert frame["data"]["finish_reason"] == "abort"
-        assert frame["data"]["usage"]["completion_tokens"] >= 1
-        _assert_upstream_aborted(vllm_server, chat_api, before, route, cancels)
-        # The socket stays usable for the next question.
-        ws.send(json.dumps({"messages": [{"role": "user", "content": "again"}], "max_tokens": 3}))
-        names = []
-        while not names or names[-1] not in ("done", "error"):
-            names.append(json.loads(ws.recv(timeout=30))["event"])
-        assert names == ["delta", "delta", "delta", "done"] or names[-1] == "done"
-
-
-def test_websocket_stream_sends_deltas_then_done(chat_api):
-    ws_url = chat_api.base_url.replace("http://", "ws://") + "/api/chat/ws"
-    with connect(ws_url, open_timeout=10) as ws:
-        ws.send(json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}))
-        frames = []
-        while not frames or frames[-1]["event"] not in ("done", "error"):
-            frames.append(json.loads(ws.recv(timeout=30)))
-    assert frames[-1]["event"] == "done"
-    assert frames[-1]["data"]["usage"]["completion_tokens"] == 4
-    assert all(f["event"] == "delta" and f["data"]["content"] for f in frames[:-1])
-
-
-def test_websocket_invalid_request_gets_an_error_event_naming_the_field(chat_api):
-    ws_url = chat_api.base_url.replace("http://", "ws://") + "/api/chat/ws"
-    with connect(ws_url, open_timeout=10) as ws:
-        ws.send(json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": 10**6}))
-        frame = json.loads(ws.recv(timeout=10))
-    assert frame == {
-        "event": "error",
-        "data": {"code": "invalid_request", "message": "`max_tokens` is 1000000; the limit is 4096"},
-    }

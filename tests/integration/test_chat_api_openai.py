@@ -62,7 +62,8 @@ def test_openai_client_lists_the_served_model(client, vllm_server):
     assert [m.id for m in client.models.list()] == [vllm_server.served_name]
 
 
-def test_request_id_reaches_vllm_and_comes_back(chat_api, vllm_server):
+def test_vllm_gets_chat_apis_request_id_never_the_clients(chat_api, vllm_server):
+    # vLLM keys requests by id: a client choosing one could collide with (and abort) another's.
     response = httpx.post(
         f"{chat_api.base_url}/v1/chat/completions",
         headers={"x-request-id": "req-pinned-42"},
@@ -74,9 +75,23 @@ def test_request_id_reaches_vllm_and_comes_back(chat_api, vllm_server):
         timeout=30,
     )
     assert response.status_code == 200
-    assert response.headers["x-request-id"] == "req-pinned-42"
+    ours = response.headers["x-request-id"]
+    assert ours != "req-pinned-42"
     # vLLM names the completion after the request id it received.
-    assert "req-pinned-42" in response.json()["id"]
+    assert ours in response.json()["id"] and "req-pinned-42" not in response.json()["id"]
+
+
+def test_vllm_extensions_that_change_the_cost_are_refused_by_name(chat_api, vllm_server):
+    """vLLM accepts these (a real vLLM would run 4096 tokens past EOS, or log 20 prompt logprobs
+    per token); chat-api forwards only the fields of its contract."""
+    for extra in ({"ignore_eos": True}, {"min_tokens": 4000}, {"prompt_logprobs": 20}, {"request_id": "x"}):
+        response = httpx.post(
+            f"{chat_api.base_url}/v1/chat/completions",
+            json={"model": vllm_server.served_name, "messages": [{"role": "user", "content": "hi"}], **extra},
+            timeout=30,
+        )
+        assert response.status_code == 400, (extra, response.text)
+        assert next(iter(extra)) in response.json()["error"]["message"]
 
 
 def test_ui_sse_stream_sends_deltas_then_done_with_usage_and_timings(chat_api):
@@ -108,14 +123,14 @@ def test_readyz_reports_ready_with_the_model(chat_api, vllm_server):
 
 BAD_INPUTS = [
     (b"{not json", 400, "not valid JSON"),
-    (b"[1, 2]", 400, "must be a JSON object"),
-    (b'{"messages": []}', 400, "non-empty list"),
-    (b'{"messages": [{"role": "wizard", "content": "x"}]}', 400, "messages[0].role"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 999999}', 400, "the limit is 4096"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"}', 400, "must be an integer"),
-    (b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', 400, "`stream` must be"),
-    # vLLM's own 400 passes through with its message.
+    (b"[1, 2]", 400, "body: Input should be an object"),
+    (b'{"messages": []}', 400, "messages: List should have at least 1 item"),
+    (b'{"messages": [{"role": "wizard", "content": "x"}]}', 400, "messages.0.role"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 999999}', 400, "equal to 4096"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"}', 400, "valid integer"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', 400, "stream: Input should be"),
     (b'{"messages": [{"role": "user", "content": "x"}], "temperature": -5}', 400, "temperature"),
+    # vLLM's own 4xx passes through with its message.
     (b'{"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}', 404, "no-such-model"),
 ]
 
@@ -142,17 +157,23 @@ def test_ui_request_with_too_many_messages_names_the_limit(chat_api_factory):
         timeout=30,
     )
     assert response.status_code == 400
-    assert "has 3 entries; the limit is 2" in response.json()["error"]["message"]
+    assert "messages: List should have at most 2 items" in response.json()["error"]["message"]
     assert server.metric_value("chat_api_rejections_total", reason="validation") == 1
 
 
-def test_openapi_fuzzing_finds_no_server_error(chat_api_factory):
+def test_openapi_fuzzing_with_auth_on_finds_no_server_error_and_no_undocumented_status(
+    chat_api_factory, tmp_path
+):
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "fuzzer").write_text("fuzz-key")
     # A low max_tokens cap keeps every generated request short on a CPU-only vLLM.
     server = chat_api_factory(
         env={
             "CHAT_API_MAX_TOKENS_CAP": "8",
             "CHAT_API_DEFAULT_MAX_TOKENS": "8",
             "CHAT_API_RATE_LIMIT_PER_MINUTE": "0",
+            "CHAT_API_API_KEYS_DIR": str(keys),
         },
         wait_ready=True,
     )
@@ -162,8 +183,10 @@ def test_openapi_fuzzing_finds_no_server_error(chat_api_factory):
             str(REPO_ROOT / ".venv" / "bin" / "schemathesis"),
             "run",
             f"{server.base_url}/openapi.json",
+            "--header",
+            "Authorization: Bearer fuzz-key",
             "--checks",
-            "not_a_server_error",
+            "not_a_server_error,status_code_conformance",
             "--max-examples",
             "10",
             "--workers",

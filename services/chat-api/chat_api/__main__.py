@@ -39,23 +39,30 @@ def main() -> int:
     except KeyStoreError as exc:
         print(f"chat-api: {exc}", file=sys.stderr)
         return 2
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=settings.drain_timeout_s,
-        timeout_keep_alive=30,
-    )
-    DrainingServer(config, app).run()
+    DrainingServer(server_config(app, settings), app).run()
     return 0
+
+
+def server_config(app: object, settings: Settings, **overrides: object) -> uvicorn.Config:
+    """uvicorn's settings for chat-api (tests run the same ones in-process)."""
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws": "none",
+        "lifespan": "on",
+        "access_log": False,
+        "log_config": None,
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": settings.drain_timeout_s,
+        "timeout_keep_alive": settings.keep_alive_s,
+        # Above this many open connections and tasks uvicorn answers 503 at once.
+        "limit_concurrency": settings.max_connections,
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

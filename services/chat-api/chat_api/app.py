@@ -7,34 +7,36 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chat_api import __version__
 from chat_api.auth import ApiKeys
 from chat_api.config import Settings
-from chat_api.context import RequestInfo, Services, request_id_from
-from chat_api.errors import ApiError, InvalidRequest, Unauthorized
+from chat_api.context import RequestInfo, Services, client_request_id, new_request_id
+from chat_api.contract import build_contract
+from chat_api.errors import ApiError, InvalidRequest
 from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import UNMATCHED_ROUTE, Metrics
 from chat_api.routes import chat, health, openai
-from chat_api.upstream import Upstream, make_client, make_transport
+from chat_api.upstream import Upstream, make_client
 
 access_log = logging.getLogger("chat_api.access")
 log = logging.getLogger("chat_api")
 UNCOUNTED_ROUTES = frozenset({"/metrics", "/healthz"})
+# Query parameters that carry credentials in other APIs: refused, since URLs land in access logs.
+SECRET_QUERY_NAMES = frozenset({"api_key", "apikey", "key", "token", "access_token", "auth"})
 
 
 class RequestMiddleware:
-    """Request id, one access-log line and the request metrics, per HTTP request.
-
-    Pure ASGI: it rewrites only `http.response.start` (to add X-Request-ID and learn the
-    status); streaming bodies go through the server's own `send` (RequestInfo.raw_send).
-    """
+    """Request id, one access-log line and the request metrics, per HTTP request. Pure ASGI: it
+    only rewrites `http.response.start` (to add X-Request-ID and learn the status)."""
 
     def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app = app
@@ -44,14 +46,12 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value
-                break
-        info = RequestInfo(request_id=request_id_from(request_id), raw_send=send)
+        client_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        info = RequestInfo(request_id=new_request_id())
+        if (given := client_request_id(client_id)) is not None:
+            info.log["client_request_id"] = given
         scope["chat_api"] = info
-        status = 500
+        status = 0
         id_header = (b"x-request-id", info.request_id.encode())
 
         async def send_with_id(message: Any) -> None:
@@ -62,10 +62,21 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if secret_in_query(scope["query_string"]):
+                info.log["outcome"] = "secret_in_query"
+                error = InvalidRequest(
+                    "credentials are not accepted in the URL (URLs are logged); "
+                    "send `Authorization: Bearer <key>`",
+                    code="secret_in_query",
+                )
+                await JSONResponse(error.body(), status_code=400)(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or UNMATCHED_ROUTE
+            if status == 0:
+                status = 499 if info.log.get("outcome") == "cancelled" else 500
             if path not in UNCOUNTED_ROUTES:
                 elapsed = time.perf_counter() - info.started
                 self.metrics.count_request(path, scope["method"], status)
@@ -84,6 +95,12 @@ class RequestMiddleware:
                 )
 
 
+def secret_in_query(query: bytes) -> bool:
+    if not query:
+        return False
+    return any(name.lower() in SECRET_QUERY_NAMES for name, _ in parse_qsl(query.decode("latin-1"), True))
+
+
 def build_services(settings: Settings, metrics: Metrics) -> Services:
     return Services(
         settings=settings,
@@ -94,6 +111,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         ),
         rate=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         keys=ApiKeys(settings.api_keys_dir),
+        contract=build_contract(settings),
     )
 
 
@@ -104,9 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        transport = make_transport(settings)
-        client = make_client(settings, transport)
-        services.upstream = Upstream(settings, client, metrics, transport)
+        client = make_client(settings)
+        services.upstream = Upstream(settings, client, metrics)
         log.info(
             "chat-api started",
             extra={
@@ -145,35 +162,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["x-request-id", "retry-after"],
             max_age=600,
         )
-    # Outermost, around Starlette's own error middleware, so `raw_send` is the server's send and
-    # streamed chunks skip every wrapper.
-    inner_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: RequestMiddleware(inner_stack(), metrics)  # type: ignore[method-assign]
-    patch_openapi(app, settings)
+    app.add_middleware(RequestMiddleware, metrics=metrics)  # outermost of ours: sees CORS answers too
+    app.openapi = lambda: contract_openapi(app, services)  # type: ignore[method-assign]
     return app
 
 
 def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    def respond(exc: ApiError) -> JSONResponse:
+    def respond(request: Request, exc: ApiError) -> JSONResponse:
+        info = request.scope.get("chat_api")
+        if info is not None:
+            info.log["outcome"] = exc.code
+            if exc.status >= 500 or isinstance(exc, InvalidRequest):
+                info.log["error"] = exc.message
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        if isinstance(exc, InvalidRequest):
+        if isinstance(exc, InvalidRequest) and exc.status != 401:
             metrics.rejections.labels("validation").inc()
-        info = request.scope.get("chat_api")
-        if info is not None:
-            info.log["outcome"] = exc.code
-        return respond(exc)
+        return respond(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         metrics.rejections.labels("validation").inc()
-        parts = []
-        for err in exc.errors()[:5]:
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-            parts.append(f"{where}: {err.get('msg')}")
-        return respond(InvalidRequest("invalid request: " + "; ".join(parts)))
+        return respond(request, InvalidRequest("invalid request"))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -185,25 +197,28 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", extra={"route": request.url.path})
-        return respond(ApiError("chat-api hit an unexpected error; see its log for the request id"))
+        info = request.scope.get("chat_api")
+        request_id = info.request_id if info is not None else "-"
+        log.error(
+            "unexpected error", exc_info=exc, extra={"request_id": request_id, "route": request.url.path}
+        )
+        return respond(request, ApiError(f"chat-api hit an unexpected error (request id {request_id})"))
 
 
-def patch_openapi(app: FastAPI, settings: Settings) -> None:
-    """Advertise the configured max_tokens cap in the schema (tools and fuzzers read it)."""
-    original = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = original()
-            body = schema["paths"][openai.CHAT_ROUTE]["post"]["requestBody"]["content"]["application/json"][
-                "schema"
-            ]
-            body["properties"]["max_tokens"]["maximum"] = settings.max_tokens_cap
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-__all__ = ["Unauthorized", "create_app"]
+def contract_openapi(app: FastAPI, services: Services) -> dict[str, Any]:
+    """FastAPI's document with the request bodies of the chat routes from the contract, so the
+    schema a client or fuzzer reads is the one that validates (chat_api.contract)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        contract = services.contract
+        for route, model in ((openai.CHAT_ROUTE, contract.completion), (chat.SSE_ROUTE, contract.ui_chat)):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components[model.__name__] = body
+            content = schema["paths"][route]["post"]["requestBody"]["content"]["application/json"]
+            content["schema"] = {"$ref": f"#/components/schemas/{model.__name__}"}
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -26,7 +26,7 @@ class ApiKeys:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self._keys: list[tuple[str, bytes]] = []
-        self._stamp: float | None = None
+        self._stamp: tuple[object, ...] | None = None
         self._checked = 0.0
         if directory is not None:
             self._load(strict=True)
@@ -35,11 +35,15 @@ class ApiKeys:
     def enabled(self) -> bool:
         return self.directory is not None
 
-    def _dir_stamp(self) -> float:
+    def _dir_stamp(self) -> tuple[object, ...]:
+        """Names, sizes and times of the entries: a removed file changes it even within one
+        tick of a coarse file-system clock."""
         assert self.directory is not None
-        return max(
-            (p.stat().st_mtime for p in self.directory.iterdir()), default=self.directory.stat().st_mtime
-        )
+        entries = []
+        for p in sorted(self.directory.iterdir()):
+            st = p.stat()
+            entries.append((p.name, st.st_mtime_ns, st.st_size))
+        return (self.directory.stat().st_mtime_ns, *entries)
 
     def _load(self, strict: bool) -> None:
         assert self.directory is not None
@@ -63,8 +67,8 @@ class ApiKeys:
             )
             if strict:
                 raise KeyStoreError(message)
-            log.error("%s; keeping the previous keys", message)
-            return
+            # An emptied Secret is how an operator revokes every key: nobody gets in.
+            log.error("%s; every request is refused until keys are back", message)
         self._keys = keys
         self._stamp = self._dir_stamp()
         self._checked = time.monotonic()
@@ -78,8 +82,9 @@ class ApiKeys:
             if self._dir_stamp() != self._stamp:
                 self._load(strict=False)
                 log.info("API keys reloaded: %d keys", len(self._keys))
-        except (OSError, KeyStoreError) as exc:
-            log.error("cannot reload API keys: %s; keeping the previous keys", exc)
+        except (OSError, KeyStoreError, UnicodeDecodeError) as exc:
+            self._keys = []
+            log.error("cannot reload API keys: %s; every request is refused until they are readable", exc)
 
     def identify(self, presented: str | None) -> str:
         """The name of the key that matches `presented`; raises Unauthorized otherwise."""
@@ -98,12 +103,12 @@ class ApiKeys:
         return match
 
 
-def presented_key(headers: dict[str, str] | object, query_key: str | None = None) -> str | None:
-    """The key from `Authorization: Bearer`, `X-API-Key`, or (WebSocket only) the `api_key` query."""
+def presented_key(headers: dict[str, str] | object) -> str | None:
+    """The key from `Authorization: Bearer` or `X-API-Key` (never the query string: it is logged)."""
     get = headers.get  # type: ignore[attr-defined]
     auth = get("authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
             return value.strip()
-    return get("x-api-key") or query_key
+    return get("x-api-key")

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = Field(2.0, ge=0)
     upstream_max_connections: int = Field(1024, ge=1)
     readiness_cache_s: float = Field(1.0, ge=0)
+    max_response_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="largest non-streaming answer chat-api holds; larger: 502"
+    )
+    max_event_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="largest single SSE event from vLLM; larger: the stream ends in an error",
+    )
 
     # Admission control
     max_concurrent_streams: int = Field(64, ge=1)
@@ -49,6 +57,17 @@ class Settings(BaseSettings):
     max_content_chars: int = Field(65_536, ge=1)
     max_tokens_cap: int = Field(4096, ge=1)
     default_max_tokens: int = Field(512, ge=1)
+    max_n: int = Field(
+        8, ge=1, le=128, description="most choices per request (and n x max_tokens <= the cap)"
+    )
+    max_top_logprobs: int = Field(5, ge=0, le=20)
+
+    # Client connections (nginx in front applies its own, tighter, edge limits)
+    body_timeout_s: float = Field(10.0, gt=0, description="time a client has to send its whole request body")
+    max_connections: int = Field(
+        1024, ge=1, description="open client connections and tasks; above it uvicorn answers 503"
+    )
+    keep_alive_s: int = Field(30, ge=1, description="idle keep-alive connections close after this")
 
     # Security
     api_keys_dir: Path | None = None

@@ -10,6 +10,7 @@ from typing import Any
 
 from chat_api.auth import ApiKeys
 from chat_api.config import Settings
+from chat_api.contract import Contract
 from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import Metrics
 from chat_api.upstream import Upstream
@@ -17,13 +18,16 @@ from chat_api.upstream import Upstream
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
-def request_id_from(value: str | bytes | None) -> str:
-    """The caller's X-Request-ID when it is sane (it reaches vLLM and the logs), else a fresh one."""
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if value and _REQUEST_ID.fullmatch(value):
-        return value
+def new_request_id() -> str:
+    """chat-api's own id for a request: in the response header, the logs and vLLM's request id.
+    Never the client's: vLLM keys its requests by id, and a chosen id could collide with another's."""
     return uuid.uuid4().hex
+
+
+def client_request_id(value: bytes | None) -> str | None:
+    """The caller's X-Request-ID when it is sane: logged next to ours, for correlation only."""
+    text = value.decode("latin-1") if value else ""
+    return text if _REQUEST_ID.fullmatch(text) else None
 
 
 @dataclass(slots=True)
@@ -33,7 +37,6 @@ class RequestInfo:
     identity: str = ""
     # Set by handlers; the access log prints what is set.
     log: dict[str, Any] = field(default_factory=dict)
-    raw_send: Any = None  # the server's own `send`, for body chunks that need no header rewriting
 
 
 @dataclass
@@ -44,4 +47,5 @@ class Services:
     limiter: ConcurrencyLimiter
     rate: RateLimiter
     keys: ApiKeys
+    contract: Contract
     draining: bool = False

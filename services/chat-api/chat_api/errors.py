@@ -56,6 +56,19 @@ class PayloadTooLarge(InvalidRequest):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
+    code = "unsupported_media_type"
+
+    def __init__(self) -> None:
+        super().__init__("send the body as JSON with `Content-Type: application/json`")
+
+
+class BodyTimeout(InvalidRequest):
+    status = 408
+    code = "request_timeout"
+
+
 class ModelNotAllowed(InvalidRequest):
     status = 404
     code = "model_not_found"
@@ -162,7 +175,10 @@ def upstream_http_error(status: int, body: bytes) -> UpstreamHTTPError:
     if not message:
         message = f"vLLM answered HTTP {status}"
     if status >= 500:
-        message = f"vLLM failed (HTTP {status}): {message}"
+        # The body is in chat-api's log under the request id; it may name internals.
+        message = f"the model server failed (HTTP {status}); retry later"
+    else:
+        message = message[:500]
     return UpstreamHTTPError(status, message, param=param, upstream_type=_snake(upstream_type))
 
 

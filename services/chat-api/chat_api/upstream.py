@@ -1,7 +1,9 @@
-"""The only module that talks to vLLM. Routes call it; it calls httpx; nothing else does.
+"""The only module that talks to vLLM, through httpx's public API (one pooled AsyncClient).
 
 Retries (bounded, exponential backoff with jitter) happen only here and only before any byte
-of the answer exists, so a client never sees a half answer followed by a repeat.
+of the answer exists, so a client never sees a half answer followed by a repeat. Failure
+details (addresses, errno, vLLM's 5xx bodies) go to the log under the request id; clients get
+a generic message with that id.
 """
 
 from __future__ import annotations
@@ -11,22 +13,14 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from chat_api.config import Settings
-from chat_api.errors import (
-    UpstreamError,
-    UpstreamHTTPError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-    upstream_http_error,
-)
+from chat_api.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, upstream_http_error
 from chat_api.metrics import Metrics
-from chat_api.netstream import ConnectionSlots, raw_body
 
 log = logging.getLogger("chat_api.upstream")
 
@@ -36,46 +30,34 @@ JSON_HEADERS = {"content-type": "application/json", "accept": "text/event-stream
 RETRY_STATUSES = frozenset({502, 503, 504})
 # Errors on a request whose bytes vLLM did not act on (refused, stale pooled connection).
 RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
+ERROR_BODY_BYTES = 64 * 1024
 
 
-def make_limits(settings: Settings) -> httpx.Limits:
-    return httpx.Limits(
+def make_client(settings: Settings) -> httpx.AsyncClient:
+    """The app's single pooled client (owned by the lifespan)."""
+    limits = httpx.Limits(
         max_connections=settings.upstream_max_connections,
         max_keepalive_connections=settings.upstream_max_connections,
-        # Under vLLM's own idle keep-alive (uvicorn's 5 s, VLLM_HTTP_TIMEOUT_KEEP_ALIVE), so chat-api
-        # drops an idle connection before vLLM does, not while a request is being written to it.
+        # Under vLLM's own idle keep-alive (uvicorn's 5 s), so chat-api drops an idle connection
+        # before vLLM does, not while a request is being written to it.
         keepalive_expiry=4.0,
     )
-
-
-def make_timeout(settings: Settings) -> httpx.Timeout:
-    # The read timeout is only a backstop: the StreamGuard enforces first-token/idle/total precisely.
-    return httpx.Timeout(
+    # httpx's read timeout bounds each socket read; the StreamGuard enforces first-token, idle
+    # and total precisely, so this is only a backstop.
+    read = max(settings.first_token_timeout_s, settings.idle_timeout_s) + 5
+    timeout = httpx.Timeout(
         connect=settings.connect_timeout_s,
-        read=max(settings.first_token_timeout_s, settings.idle_timeout_s, settings.total_timeout_s) + 5,
+        read=read,
         write=settings.connect_timeout_s * 2,
         pool=settings.queue_timeout_s + settings.connect_timeout_s,
     )
-
-
-def make_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    """httpx's transport to vLLM: one-connection slots over the lean backend for plain HTTP,
-    httpx's default for TLS."""
-    limits = make_limits(settings)
-    if settings.upstream_url.startswith("http://"):
-        return ConnectionSlots(limits)
-    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-
-
-def make_client(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """The app's single pooled client (owned by the lifespan), on `transport` when given."""
     return httpx.AsyncClient(
-        # The transport carries the connection limits; a client given one ignores its own.
-        transport=transport or make_transport(settings),
         base_url=settings.upstream_url,
-        timeout=make_timeout(settings),
+        limits=limits,
+        timeout=timeout,
         trust_env=False,
         follow_redirects=False,
+        headers={"accept-encoding": "identity"},
     )
 
 
@@ -90,24 +72,21 @@ class Readiness:
         return self.status == "ready"
 
 
+async def read_capped(response: httpx.Response, limit: int) -> bytes:
+    """At most `limit` bytes of a response body (an error body is for a message, not for memory)."""
+    out = bytearray()
+    async for chunk in response.aiter_raw():
+        out += chunk[: limit - len(out)]
+        if len(out) >= limit:
+            break
+    return bytes(out)
+
+
 class Upstream:
-    def __init__(
-        self,
-        settings: Settings,
-        client: httpx.AsyncClient,
-        metrics: Metrics,
-        transport: httpx.AsyncBaseTransport,
-    ) -> None:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient, metrics: Metrics) -> None:
         self.settings = settings
         self.client = client
         self.metrics = metrics
-        # The streaming POST goes to the client's transport (`transport`) directly, with a request built once
-        # per call from a pre-parsed URL: the client layer's URL merging, cookie jar, auth and
-        # redirect hooks cost about as much per request as relaying 15 tokens, and a proxy to
-        # vLLM uses none of them. Timeouts travel in the request, as the client would put them.
-        self.transport = transport
-        self.chat_url = httpx.URL(settings.upstream_url.rstrip("/") + CHAT_PATH)
-        self.request_extensions = {"timeout": make_timeout(settings).as_dict()}
         self._readiness: Readiness | None = None
         self._readiness_at = 0.0
         self._readiness_lock = asyncio.Lock()
@@ -120,118 +99,103 @@ class Upstream:
         base = self.settings.retry_backoff_s * (2**attempt)
         return min(self.settings.retry_backoff_max_s, base) * random.uniform(0.5, 1.5)  # noqa: S311 - jitter
 
-    def _transport_error(self, exc: httpx.HTTPError) -> UpstreamError:
-        url = self.settings.upstream_url
-        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
-            return UpstreamTimeout(f"vLLM at {url} did not answer in time ({type(exc).__name__})")
-        return UpstreamUnavailable(
-            f"vLLM at {url} is unavailable ({type(exc).__name__}: {exc or 'connection failed'}); "
-            "check that the model server runs and CHAT_API_UPSTREAM_URL points at it"
+    def _transport_error(self, exc: httpx.HTTPError, request_id: str) -> UpstreamError:
+        log.warning(
+            "vLLM request failed",
+            extra={"request_id": request_id, "upstream": self.settings.upstream_url, "error": repr(exc)},
         )
+        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+            return UpstreamTimeout("the model server did not answer in time; retry later")
+        return UpstreamUnavailable("the model server is unavailable; retry later")
 
-    async def open_stream(self, body: bytes, request_id: str) -> httpx.Response:
-        """POST a streaming chat completion; return the open 200 response (headers read, body not)."""
-        headers = {**JSON_HEADERS, "x-request-id": request_id}
+    async def open(self, body: bytes, request_id: str) -> httpx.Response:
+        """POST a chat completion; return the open 200 response (headers read, body not)."""
+        request = self.client.build_request(
+            "POST", CHAT_PATH, content=body, headers={**JSON_HEADERS, "x-request-id": request_id}
+        )
         attempt = 0
         while True:
             try:
-                response = await self._send_streaming(body, headers)
+                response = await self.client.send(request, stream=True)
             except RETRY_ERRORS as exc:
                 if attempt < self.settings.retries:
                     await asyncio.sleep(self._backoff(attempt))
                     attempt += 1
                     continue
-                raise self._error(self._transport_error(exc)) from None
+                raise self._error(self._transport_error(exc, request_id)) from None
             except httpx.HTTPError as exc:
-                raise self._error(self._transport_error(exc)) from None
+                raise self._error(self._transport_error(exc, request_id)) from None
             if response.status_code == 200:
                 return response
-            error_body = await response.aread()
-            await response.aclose()
+            try:
+                error_body = await read_capped(response, ERROR_BODY_BYTES)
+            except httpx.HTTPError:
+                error_body = b""
+            finally:
+                await response.aclose()
             if response.status_code in RETRY_STATUSES and attempt < self.settings.retries:
                 await asyncio.sleep(self._backoff(attempt))
                 attempt += 1
                 continue
+            if response.status_code >= 500:
+                log.warning(
+                    "vLLM answered with an error",
+                    extra={
+                        "request_id": request_id,
+                        "upstream_status": response.status_code,
+                        "upstream_body": error_body[:2000].decode(errors="replace"),
+                    },
+                )
             raise self._error(upstream_http_error(response.status_code, error_body))
 
-    async def _send_streaming(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        request = httpx.Request(
-            "POST", self.chat_url, content=body, headers=headers, extensions=self.request_extensions
-        )
-        response = await self.transport.handle_async_request(request)
-        response.request = request
-        return response
-
-    async def complete(self, body: bytes, request_id: str) -> tuple[int, bytes, str]:
-        """A non-streaming call: (status, body, content type); errors raised as UpstreamError."""
-        headers = {**JSON_HEADERS, "x-request-id": request_id}
-        attempt = 0
-        while True:
-            try:
-                response = await self.client.post(CHAT_PATH, content=body, headers=headers)
-            except RETRY_ERRORS as exc:
-                # Only a refused/failed connection is safe to repeat; a dropped answer is not.
-                if (
-                    isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                    and attempt < self.settings.retries
-                ):
-                    await asyncio.sleep(self._backoff(attempt))
-                    attempt += 1
-                    continue
-                raise self._error(self._transport_error(exc)) from None
-            except httpx.HTTPError as exc:
-                raise self._error(self._transport_error(exc)) from None
-            if response.status_code == 200:
-                return 200, response.content, response.headers.get("content-type", "application/json")
-            if response.status_code in RETRY_STATUSES and attempt < self.settings.retries:
-                await asyncio.sleep(self._backoff(attempt))
-                attempt += 1
-                continue
-            raise self._error(upstream_http_error(response.status_code, response.content))
-
-    async def list_models(self) -> dict[str, Any]:
+    async def list_models(self, request_id: str) -> dict[str, Any]:
         try:
             response = await self.client.get("/v1/models", timeout=self.settings.connect_timeout_s * 2)
         except httpx.HTTPError as exc:
-            raise self._error(self._transport_error(exc)) from None
+            raise self._error(self._transport_error(exc, request_id)) from None
         if response.status_code != 200:
-            raise self._error(upstream_http_error(response.status_code, response.content))
+            raise self._error(upstream_http_error(response.status_code, response.content[:ERROR_BODY_BYTES]))
         try:
             data = response.json()
-        except ValueError:
-            raise self._error(
-                UpstreamError("vLLM answered /v1/models with something that is not JSON")
-            ) from None
-        if self.settings.allowed_models and isinstance(data.get("data"), list):
-            data["data"] = [m for m in data["data"] if m.get("id") in self.settings.allowed_models]
+            listed = data.get("data")
+        except (ValueError, AttributeError):
+            raise self._error(UpstreamError("the model server sent a model list that is not JSON")) from None
+        if self.settings.allowed_models and isinstance(listed, list):
+            data["data"] = [
+                m for m in listed if isinstance(m, dict) and m.get("id") in self.settings.allowed_models
+            ]
         return data
 
     async def readiness(self) -> Readiness:
         """vLLM answers /health and lists the model; cached briefly so probes do not load vLLM."""
-        now = time.monotonic()
-        if self._readiness is not None and now - self._readiness_at < self.settings.readiness_cache_s:
+        if self._fresh():
+            assert self._readiness is not None
             return self._readiness
         async with self._readiness_lock:
-            if (
-                self._readiness is not None
-                and time.monotonic() - self._readiness_at < self.settings.readiness_cache_s
-            ):
-                return self._readiness
-            self._readiness = await self._check_readiness()
-            self._readiness_at = time.monotonic()
+            if not self._fresh():
+                state = await self._check_readiness()
+                if self._readiness is None or state.status != self._readiness.status:
+                    log.info("readiness changed", extra={"status": state.status, "detail": state.detail})
+                self._readiness, self._readiness_at = state, time.monotonic()
+            assert self._readiness is not None
             return self._readiness
 
+    def _fresh(self) -> bool:
+        return (
+            self._readiness is not None
+            and time.monotonic() - self._readiness_at < self.settings.readiness_cache_s
+        )
+
     async def _check_readiness(self) -> Readiness:
+        """`detail` is for the log (it names the address); /readyz shows only the status."""
         url = self.settings.upstream_url
         timeout = min(self.settings.connect_timeout_s, 2.0)
         try:
             health = await self.client.get("/health", timeout=timeout)
         except httpx.HTTPError as exc:
-            return Readiness("unavailable", f"vLLM at {url} does not answer ({type(exc).__name__})")
+            return Readiness("unavailable", f"vLLM at {url} does not answer ({exc!r})")
         if health.status_code != 200:
-            return Readiness(
-                "loading", f"vLLM at {url} answers /health with {health.status_code}: still loading"
-            )
+            return Readiness("loading", f"vLLM at {url} answers /health with {health.status_code}")
         try:
             listed = await self.client.get("/v1/models", timeout=timeout)
             models = [m["id"] for m in listed.json().get("data", [])] if listed.status_code == 200 else []
@@ -241,11 +205,7 @@ class Upstream:
         if not models:
             return Readiness("loading", f"vLLM at {url} is up but lists no model yet")
         if wanted and wanted not in models:
-            return Readiness(
-                "loading",
-                f"vLLM at {url} does not list model {wanted!r} (it lists {', '.join(models)})",
-                models,
-            )
+            return Readiness("loading", f"vLLM at {url} does not list model {wanted!r} (it lists {models})")
         return Readiness("ready", "", models)
 
     async def default_model(self) -> str | None:
@@ -256,28 +216,5 @@ class Upstream:
         return state.models[0] if state.models else None
 
 
-def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The upstream body as it arrives: the raw fast path when possible, else httpx's own.
-
-    Callers read it under a StreamGuard (the timeouts); httpx's read timeout is only a backstop
-    on the fallback path."""
-    fast = raw_body(response)
-    if fast is not None:
-        return fast.__aiter__()
-    return response.aiter_raw()
-
-
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-__all__ = [
-    "CHAT_PATH",
-    "Readiness",
-    "Upstream",
-    "UpstreamError",
-    "UpstreamHTTPError",
-    "dumps",
-    "make_client",
-    "make_transport",
-]

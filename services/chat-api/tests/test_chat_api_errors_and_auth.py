@@ -27,10 +27,10 @@ def test_a_vllm_400_keeps_its_status_and_message():
 
 
 @pytest.mark.parametrize(("upstream", "status"), [(500, 502), (503, 503), (504, 504)])
-def test_vllm_5xx_become_gateway_errors_that_say_vllm_failed(upstream, status):
-    err = upstream_http_error(upstream, b"Internal Server Error")
+def test_vllm_5xx_become_gateway_errors_without_vllms_body(upstream, status):
+    err = upstream_http_error(upstream, b"Traceback: /opt/vllm/secret_path.py [Errno 111]")
     assert err.status == status and err.kind == "http_5xx"
-    assert err.message.startswith(f"vLLM failed (HTTP {upstream})")
+    assert err.message == f"the model server failed (HTTP {upstream}); retry later"
 
 
 def test_the_error_body_has_the_openai_shape():
@@ -64,5 +64,15 @@ def test_an_empty_or_missing_key_directory_fails_at_start_with_the_fix(tmp_path)
 def test_the_key_comes_from_bearer_or_x_api_key_header():
     assert presented_key({"authorization": "Bearer abc"}) == "abc"
     assert presented_key({"x-api-key": "xyz"}) == "xyz"
-    assert presented_key({}, "q") == "q"
+    assert presented_key({}) is None
     assert presented_key({"authorization": "Basic abc"}) is None
+
+
+def test_an_emptied_key_directory_refuses_every_key(tmp_path, monkeypatch):
+    (tmp_path / "team-a").write_text("key-a")
+    keys = ApiKeys(tmp_path)
+    assert keys.identify("key-a") == "team-a"
+    (tmp_path / "team-a").unlink()  # the operator empties the Secret to revoke every key
+    monkeypatch.setattr("chat_api.auth.RELOAD_INTERVAL_S", 0.0)
+    with pytest.raises(Unauthorized):
+        keys.identify("key-a")

@@ -1,14 +1,26 @@
-"""What every chat route does before it talks to vLLM: who is it, may it, is there room."""
+"""What every chat route does before it talks to vLLM, in this order: who is it (API key), may
+it (rate), then read the body within the limits (content type, size, time). One place for all
+three, before any byte of the body is parsed."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
 from chat_api.auth import presented_key
+from chat_api.config import Settings
 from chat_api.context import RequestInfo, Services
-from chat_api.errors import Rejected, Unauthorized
+from chat_api.errors import (
+    BodyTimeout,
+    InvalidRequest,
+    PayloadTooLarge,
+    Rejected,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 
 def services_of(request: Any) -> Services:
@@ -19,36 +31,53 @@ def info_of(request: Request) -> RequestInfo:
     return request.scope["chat_api"]
 
 
-def identify(
-    services: Services, headers: Any, client: Any, query_key: str | None = None, rate: bool = True
-) -> str:
+def identify(services: Services, request: Request, rate: bool = True) -> str:
     """Authenticate and apply the per-key rate limit; returns the identity (key name or address)."""
     try:
-        name = services.keys.identify(presented_key(headers, query_key))
+        name = services.keys.identify(presented_key(request.headers))
     except Unauthorized:
         services.metrics.rejections.labels("auth").inc()
         raise
+    client = request.client
     identity = f"key:{name}" if name else f"addr:{client.host if client else 'unknown'}"
-    if not rate:
-        return identity
-    try:
-        services.rate.check(identity)
-    except Rejected:
-        services.metrics.rejections.labels("rate_limit").inc()
-        raise
+    info_of(request).identity = identity
+    if rate:
+        try:
+            services.rate.check(identity)
+        except Rejected:
+            services.metrics.rejections.labels("rate_limit").inc()
+            raise
     return identity
 
 
-async def admit(services: Services) -> None:
-    """Take a concurrency slot (maybe after a short queue); the caller must release it."""
+async def read_json_body(request: Request, settings: Settings) -> bytes:
+    """The raw body, refused before it is parsed when it is not JSON, too large or too slow.
+
+    JSON only: a `text/plain` or form POST is a "simple" cross-site request that a browser sends
+    from any page without asking (no CORS preflight)."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType()
+    limit = settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidRequest("Content-Length is not a number")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit} bytes")
+    body = bytearray()
     try:
-        await services.limiter.acquire()
-    except Rejected:
-        services.metrics.rejections.labels("concurrency").inc()
-        raise
-    services.metrics.inflight.inc()
-
-
-def release(services: Services) -> None:
-    services.limiter.release()
-    services.metrics.inflight.dec()
+        async with asyncio.timeout(settings.body_timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise PayloadTooLarge(f"request body is over {limit} bytes; the limit is {limit} bytes")
+    except TimeoutError:
+        raise BodyTimeout(
+            f"the request body did not arrive within {settings.body_timeout_s:g} s (CHAT_API_BODY_TIMEOUT_S)"
+        ) from None
+    except ClientDisconnect:
+        raise InvalidRequest("the client left before it sent the whole body") from None
+    if not body:
+        raise InvalidRequest("request body is empty; send a JSON object with `messages`")
+    return bytes(body)

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from chat_api.routes.common import services_of
 
 router = APIRouter()
+PUBLIC_DETAIL = {"loading": "the model is loading", "unavailable": "the model server is unavailable"}
 
 
 @router.get("/healthz", summary="200 while the process serves")
@@ -27,7 +28,8 @@ async def readyz(request: Request) -> JSONResponse:
     state = await services.upstream.readiness()
     if state.ready:
         return JSONResponse({"status": "ready", "models": state.models})
-    return JSONResponse({"status": state.status, "detail": state.detail}, status_code=503)
+    # The detail (it names vLLM's address) is in the log; /readyz is proxied to the internet.
+    return JSONResponse({"status": state.status, "detail": PUBLIC_DETAIL[state.status]}, status_code=503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

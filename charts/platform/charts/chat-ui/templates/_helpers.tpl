@@ -62,3 +62,11 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- if .Values.config.apiKey }}{{ $_ := set $config "apiKey" .Values.config.apiKey }}{{ end -}}
 {{ toPrettyJson $config }}
 {{- end }}
+
+{{/* Host names nginx serves: localhost, the Ingress host and serverNames (ui/nginx/default.conf.template). */}}
+{{- define "chat-ui.serverNames" -}}
+{{- $names := list "localhost" -}}
+{{- with .Values.ingress.host }}{{ $names = append $names . }}{{ end -}}
+{{- range .Values.serverNames }}{{ $names = append $names . }}{{ end -}}
+{{- $names | uniq | join " " -}}
+{{- end }}
