@@ -289,8 +289,15 @@ def test_phone_layout_in_dark_mode_fits_the_screen(page: Page, ui_stack_factory)
         page.viewport(390, 844)
         page.color_scheme("dark")
         open_chat(page, stack.ui_url)
-        send(page, "Hi from a phone")
+        # A phone keyboard has no Shift: Enter adds a line there, and the Send button sends.
+        page.fill(COMPOSER, "Hi from a phone")
+        page.press(COMPOSER, "Enter")
+        page.call("type", selector=COMPOSER, text="second line")
+        assert page.eval(f"document.querySelector('{COMPOSER}').value") == "Hi from a phone\nsecond line"
+        assert page.count(".message") == 0, "Enter did not send on a phone"
+        page.click("button[type=submit]")
         page.wait_for(f"{LAST_ANSWER}[data-status=complete]", timeout=30)
+        assert page.text(".message.user .plain") == "Hi from a phone\nsecond line"
         assert page.eval("document.documentElement.scrollWidth <= window.innerWidth"), "no sideways scrolling"
         background = page.eval("getComputedStyle(document.body).backgroundColor")
         assert background == "rgb(20, 22, 27)", f"dark theme follows the system, got {background}"
@@ -369,7 +376,7 @@ def test_regenerate_and_edit_last_message_resend_to_the_model(page: Page, ui_sta
         assert page.count(".message.assistant") == 1, "Regenerate replaces the last answer"
 
         page.click(".message.user button:has-text('Edit')")
-        page.fill("#edit-last", "Second try")
+        page.fill("#edit-message", "Second try")
         page.click("button:has-text('Save and send')")
         page.wait_for(f"{LAST_ANSWER}[data-status=complete]", timeout=30)
         assert upstream.requests[-1]["messages"][-1] == {"role": "user", "content": "Second try"}

@@ -1,28 +1,51 @@
-import { useEffect, useMemo, useRef, useState } from "react";
-import { Composer } from "./components/Composer";
+import { Fragment, useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { Composer, type DraftCheck } from "./components/Composer";
 import { MessageItem } from "./components/MessageItem";
 import { SettingsPanel } from "./components/SettingsPanel";
 import { Sidebar } from "./components/Sidebar";
 import { ModelNote } from "./components/ModelNote";
 import { StatusBanner } from "./components/StatusBanner";
-import { useChat } from "./hooks/useChat";
+import { type Target, useChat } from "./hooks/useChat";
+import { useFollowScroll } from "./hooks/useFollowScroll";
+import { useMediaQuery } from "./hooks/useMediaQuery";
 import { useNow, useReadiness } from "./hooks/useReadiness";
-import { ChatClient, type RuntimeConfig } from "./lib/api";
-import { newId } from "./lib/store";
+import { ChatClient, type ModelInfo, type RuntimeConfig } from "./lib/api";
+import { estimateTokens, formatTokens, planContext } from "./lib/context";
+import { type ConversationSettings, type Message, sendableMessages } from "./lib/store";
+
+/** Phones: no Shift key on the on-screen keyboard, so Enter must be able to add a line. */
+const PHONE = "(max-width: 760px), (pointer: coarse)";
 
 export function App({ config }: { config: RuntimeConfig }) {
   const client = useMemo(() => new ChatClient(config), [config]);
-  const { readiness, notReadySince, recheck } = useReadiness(client);
-  const [models, setModels] = useState<string[]>([]);
+  const { readiness, notReadySince, wasReady, recheck } = useReadiness(client);
+  const [models, setModels] = useState<ModelInfo[]>([]);
   const [preferredModel, setPreferredModel] = useState("");
-  const defaultModel = preferredModel || models[0] || "";
-  const chat = useChat(client, defaultModel, recheck);
-  const { state, active, streaming } = chat;
+  const servedIds = useMemo(() => models.map((m) => m.id), [models]);
+  const defaultModel = (servedIds.includes(preferredModel) && preferredModel) || servedIds[0] || "";
+
+  /** A conversation's model while it is served; otherwise the served default (its old model is gone). */
+  const targetOf = useCallback(
+    (settings: ConversationSettings): Target => {
+      const model = servedIds.length === 0 || servedIds.includes(settings.model) ? settings.model || defaultModel : defaultModel;
+      return { model, contextTokens: models.find((m) => m.id === model)?.maxModelLen };
+    },
+    [models, servedIds, defaultModel],
+  );
+  const newSettings = useCallback(
+    (): Partial<ConversationSettings> => ({ systemPrompt: config.defaultSystemPrompt }),
+    [config.defaultSystemPrompt],
+  );
+  const chat = useChat(client, { newSettings, targetOf, onFailure: recheck });
+  const { state, active, streamingId } = chat;
   const [sidebarOpen, setSidebarOpen] = useState(false);
   const [settingsOpen, setSettingsOpen] = useState(false);
+  const [editingId, setEditingId] = useState<string | null>(null);
   const composerRef = useRef<HTMLTextAreaElement>(null);
+  const menuRef = useRef<HTMLButtonElement>(null);
   const logRef = useRef<HTMLDivElement>(null);
   const ready = readiness?.state === "ready";
+  const isPhone = useMediaQuery(PHONE);
 
   const now = useNow(notReadySince !== null || chat.coolUntil > Date.now());
   const waitS = Math.max(0, Math.ceil((chat.coolUntil - now) / 1000));
@@ -35,37 +58,101 @@ export function App({ config }: { config: RuntimeConfig }) {
   // The model list, each time the backend becomes ready (it may have been restarted with another model).
   useEffect(() => {
     if (!ready) return;
-    client.models().then(setModels, () => setModels(readiness?.state === "ready" ? readiness.models : []));
+    client.models().then(setModels, () =>
+      setModels(readiness?.state === "ready" ? readiness.models.map((id) => ({ id })) : []),
+    );
   }, [ready, client]); // not `readiness`: a re-poll while ready must not re-fetch the list
 
-  // Follow the answer as it streams, unless the reader scrolled up.
-  const lastContent = active?.messages.at(-1)?.content;
-  useEffect(() => {
-    const el = logRef.current;
-    if (el && el.scrollHeight - el.scrollTop - el.clientHeight < 160) el.scrollTop = el.scrollHeight;
-  }, [lastContent, active?.messages.length]);
+  const messages = active?.messages ?? [];
+  const followAgain = useFollowScroll(logRef, messages, active?.id);
+  const busy = streamingId !== null;
 
   // After an answer ends (Stop replaced by Send), keep the keyboard in the message box.
   useEffect(() => {
-    if (!streaming && document.activeElement === document.body) composerRef.current?.focus();
-  }, [streaming]);
+    if (!busy && document.activeElement === document.body) composerRef.current?.focus();
+  }, [busy]);
 
-  const newConversation = () => {
-    chat.dispatch({ type: "create", id: newId(), now: Date.now(), settings: { model: defaultModel } });
+  // Another conversation: whatever was being edited there is not edited here.
+  useEffect(() => setEditingId(null), [active?.id]);
+
+  const closeDrawer = useCallback(() => {
+    setSidebarOpen(false);
+    menuRef.current?.focus();
+  }, []);
+
+  const newConversation = useCallback(() => {
+    chat.newConversation();
     setSidebarOpen(false);
     composerRef.current?.focus();
-  };
+  }, [chat.newConversation]);
 
-  const messages = active?.messages ?? [];
-  const lastUserIndex = messages.map((m) => m.role).lastIndexOf("user");
-  const busy = streaming !== null;
+  const editLast = useCallback(() => {
+    const last = [...messages].reverse().find((m) => m.role === "user");
+    if (last && !busy) setEditingId(last.id);
+  }, [messages, busy]);
+
+  // Page-wide shortcuts: Esc stops the answer, Ctrl+Shift+O opens a new conversation (as in ChatGPT).
+  useEffect(() => {
+    const onKeyDown = (event: KeyboardEvent) => {
+      if (event.defaultPrevented) return;
+      if (event.key === "Escape" && busy) {
+        event.preventDefault();
+        chat.stop();
+      } else if ((event.ctrlKey || event.metaKey) && event.shiftKey && event.key.toLowerCase() === "o") {
+        event.preventDefault();
+        newConversation();
+      }
+    };
+    document.addEventListener("keydown", onKeyDown);
+    return () => document.removeEventListener("keydown", onKeyDown);
+  }, [busy, chat.stop, newConversation]);
+
+  const settings = active?.settings;
+  const target = settings ? targetOf(settings) : { model: defaultModel, contextTokens: undefined };
+  const contextTokens = target.contextTokens;
+  const lostModel = settings?.model && servedIds.length > 0 && !servedIds.includes(settings.model) ? settings.model : "";
+
+  // Which of the shown messages still fit the model's context: a line marks where sending starts.
+  const sendable = useMemo(() => sendableMessages(messages), [messages]);
+  const plan = useMemo(
+    () => planContext(sendable, settings?.systemPrompt ?? "", contextTokens, settings?.maxTokens ?? 0),
+    [sendable, settings?.systemPrompt, settings?.maxTokens, contextTokens],
+  );
+  const firstSentId = plan.dropped > 0 ? plan.kept[0]?.id : undefined;
+
+  const checkDraft = useCallback(
+    (text: string): DraftCheck => {
+      if (!settings || !contextTokens) return { note: text.trim() ? `≈ ${formatTokens(estimateTokens(text))} tokens` : "", blocked: "" };
+      const draft: Message = { id: "draft", role: "user", content: text, status: "complete" };
+      const next = planContext([...sendable, draft], settings.systemPrompt, contextTokens, settings.maxTokens);
+      const note =
+        `${text.trim() ? `≈ ${formatTokens(estimateTokens(text))} tokens · ` : ""}` +
+        `context ≈ ${formatTokens(next.promptTokens)} of ${formatTokens(contextTokens)}` +
+        (next.dropped > 0 ? ` · oldest ${next.dropped} left out` : "");
+      const blocked =
+        text.trim() && !next.fits
+          ? `This message is about ${formatTokens(next.promptTokens)} tokens with the system prompt: the model's context holds ` +
+            `${formatTokens(contextTokens)}, answer included. Shorten it or split it.`
+          : "";
+      return { note, blocked };
+    },
+    [settings, contextTokens, sendable],
+  );
+
   const blockedReason =
     waitS > 0
       ? `Rate limited: you can send again in ${waitS} s.`
-      : readiness?.state === "loading"
+      : readiness?.state === "loading" || readiness?.state === "starting"
         ? "The model is still loading; you can send as soon as it is ready."
         : "";
-  const model = active?.settings.model || defaultModel;
+
+  const onSend = useCallback(
+    (text: string) => {
+      followAgain();
+      return chat.send(text);
+    },
+    [chat.send, followAgain],
+  );
 
   return (
     <div className="app">
@@ -75,20 +162,23 @@ export function App({ config }: { config: RuntimeConfig }) {
       <Sidebar
         conversations={state.conversations}
         activeId={state.activeId}
+        busyIds={chat.streams}
         open={sidebarOpen}
+        onClose={closeDrawer}
         onNew={newConversation}
         onSelect={(id) => {
           chat.dispatch({ type: "select", id });
           setSidebarOpen(false);
         }}
         onRename={(id, title) => chat.dispatch({ type: "rename", id, title })}
-        onDelete={(id) => chat.dispatch({ type: "delete", id })}
+        onDelete={chat.deleteConversation}
       />
-      {sidebarOpen && <div className="scrim" onClick={() => setSidebarOpen(false)} aria-hidden="true" />}
-      <main className="main">
+      {sidebarOpen && <div className="scrim" onClick={closeDrawer} aria-hidden="true" />}
+      <main className="main" inert={isPhone && sidebarOpen ? true : undefined}>
         <header className="topbar">
           <button
             type="button"
+            ref={menuRef}
             className="ghost icon menu"
             aria-label="Conversations"
             aria-expanded={sidebarOpen}
@@ -101,7 +191,7 @@ export function App({ config }: { config: RuntimeConfig }) {
           <label className="model-picker">
             <span className="offscreen">Model</span>
             <select
-              value={model}
+              value={settings?.model || defaultModel}
               onChange={(e) =>
                 active
                   ? chat.dispatch({ type: "settings", id: active.id, settings: { model: e.target.value } })
@@ -110,8 +200,8 @@ export function App({ config }: { config: RuntimeConfig }) {
               disabled={models.length === 0}
             >
               {models.length === 0 && <option value="">{ready ? "default model" : "no models yet"}</option>}
-              {model && !models.includes(model) && models.length > 0 && <option value={model}>{model} (not served)</option>}
-              {models.map((m) => (
+              {lostModel && <option value={lostModel}>{lostModel} (not served)</option>}
+              {servedIds.map((m) => (
                 <option key={m} value={m}>
                   {m}
                 </option>
@@ -129,16 +219,24 @@ export function App({ config }: { config: RuntimeConfig }) {
             Settings
           </button>
         </header>
-        <StatusBanner readiness={readiness} elapsedS={elapsedS} onRecheck={recheck} />
+        <StatusBanner readiness={readiness} elapsedS={elapsedS} wasReady={wasReady} onRecheck={recheck} />
         {config.modelNote && <ModelNote text={config.modelNote} />}
         {chat.saveFailed && (
           <div className="banner warn" role="status">
             This browser refused to save the conversations (storage full or private mode); they will be lost on reload.
           </div>
         )}
-        {settingsOpen && active && (
+        {lostModel && (
+          <div className="banner warn model-fallback" role="status">
+            This conversation used <strong>{lostModel}</strong>, which the server no longer serves. New messages go to{" "}
+            <strong>{target.model}</strong>; pick another model in the menu to change that.
+          </div>
+        )}
+        {settingsOpen && active && settings && (
           <SettingsPanel
-            settings={active.settings}
+            settings={settings}
+            contextTokens={contextTokens}
+            savedPrompts={config.savedPrompts}
             onChange={(patch) => chat.dispatch({ type: "settings", id: active.id, settings: patch })}
           />
         )}
@@ -146,24 +244,49 @@ export function App({ config }: { config: RuntimeConfig }) {
           {messages.length === 0 ? (
             <div className="empty">
               <h2>{config.title}</h2>
-              <p>Ask anything. Enter sends, Shift+Enter adds a line. Conversations stay in this browser.</p>
+              <p>
+                Ask anything. {isPhone ? "Enter adds a line; tap Send to send." : "Enter sends, Shift+Enter adds a line."}{" "}
+                Conversations stay in this browser.
+              </p>
             </div>
           ) : (
             messages.map((m, i) => (
-              <MessageItem
-                key={m.id}
-                message={m}
-                isLastUser={i === lastUserIndex}
-                isLastAnswer={i === messages.length - 1 && m.role === "assistant"}
-                busy={busy}
-                waitS={waitS}
-                onRegenerate={chat.regenerate}
-                onEdit={(text) => chat.editLast(m.id, text)}
-              />
+              <Fragment key={m.id}>
+                {m.id === firstSentId && (
+                  <div className="context-divider" role="note">
+                    <span>
+                      The {plan.dropped} message{plan.dropped > 1 ? "s" : ""} above {plan.dropped > 1 ? "are" : "is"} no
+                      longer sent to the model: the conversation is longer than its context (
+                      {formatTokens(contextTokens ?? 0)} tokens).
+                    </span>
+                  </div>
+                )}
+                <MessageItem
+                  message={m}
+                  isLastAnswer={i === messages.length - 1 && m.role === "assistant"}
+                  busy={busy}
+                  waitS={waitS}
+                  editing={editingId === m.id}
+                  onStartEdit={setEditingId}
+                  onRegenerate={chat.regenerate}
+                  onEdit={chat.editMessage}
+                  onDelete={chat.deleteMessage}
+                  onSelectVariant={chat.selectVariant}
+                />
+              </Fragment>
             ))
           )}
         </div>
-        <Composer ref={composerRef} busy={busy} blockedReason={blockedReason} onSend={chat.send} onStop={chat.stop} />
+        <Composer
+          ref={composerRef}
+          busy={busy}
+          blockedReason={blockedReason}
+          enterSends={!isPhone}
+          checkDraft={checkDraft}
+          onSend={onSend}
+          onStop={chat.stop}
+          onEditLast={editLast}
+        />
       </main>
     </div>
   );

@@ -1,4 +1,4 @@
-import { type KeyboardEvent, useEffect, useRef, useState } from "react";
+import { type KeyboardEvent, memo, useEffect, useRef, useState } from "react";
 import { formatStats } from "../lib/format";
 import type { Message } from "../lib/store";
 import { CopyButton } from "./CopyButton";
@@ -7,12 +7,16 @@ import { ProblemBox } from "./ProblemBox";
 
 interface Props {
   message: Message;
-  isLastUser: boolean;
   isLastAnswer: boolean;
+  /** An answer is streaming in this conversation: no edits meanwhile. */
   busy: boolean;
   waitS: number;
+  editing: boolean;
+  onStartEdit: (messageId: string | null) => void;
   onRegenerate: () => void;
-  onEdit: (text: string) => void;
+  onEdit: (messageId: string, text: string) => void;
+  onDelete: (messageId: string) => void;
+  onSelectVariant: (messageId: string, index: number) => void;
 }
 
 const STATUS_NOTE: Partial<Record<Message["status"], string>> = {
@@ -20,8 +24,21 @@ const STATUS_NOTE: Partial<Record<Message["status"], string>> = {
   interrupted: "Incomplete: the answer was cut off",
 };
 
-export function MessageItem({ message, isLastUser, isLastAnswer, busy, waitS, onRegenerate, onEdit }: Props) {
-  const [editing, setEditing] = useState(false);
+export const MessageItem = memo(function MessageItem({
+  message,
+  isLastAnswer,
+  busy,
+  waitS,
+  editing,
+  onStartEdit,
+  onRegenerate,
+  onEdit,
+  onDelete,
+  onSelectVariant,
+}: Props) {
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const variants = message.variants ?? [];
+  const variantIndex = message.variant ?? 0;
   const isUser = message.role === "user";
   const streaming = message.status === "streaming";
   const note = STATUS_NOTE[message.status];
@@ -42,10 +59,10 @@ export function MessageItem({ message, isLastUser, isLastAnswer, busy, waitS, on
       {editing ? (
         <EditBox
           initial={message.content}
-          onCancel={() => setEditing(false)}
+          onCancel={() => onStartEdit(null)}
           onSave={(text) => {
-            setEditing(false);
-            onEdit(text);
+            onStartEdit(null);
+            onEdit(message.id, text);
           }}
         />
       ) : !message.content && !streaming ? null : (
@@ -62,6 +79,12 @@ export function MessageItem({ message, isLastUser, isLastAnswer, busy, waitS, on
         </div>
       )}
       {note && <div className={`message-note note-${message.status}`}>{note}</div>}
+      {!!message.droppedForContext && (
+        <div className="message-note context-note">
+          Answered without the {message.droppedForContext} oldest message{message.droppedForContext > 1 ? "s" : ""}: the
+          conversation is longer than the model's context.
+        </div>
+      )}
       {message.problem && (
         <ProblemBox
           problem={message.problem}
@@ -72,32 +95,93 @@ export function MessageItem({ message, isLastUser, isLastAnswer, busy, waitS, on
       )}
       {!editing && !streaming && (
         <div className="message-meta">
+          {variants.length > 1 && (
+            <span className="variants" role="group" aria-label="Answers to this message">
+              <button
+                type="button"
+                className="ghost small icon"
+                aria-label="Previous answer"
+                disabled={busy || variantIndex === 0}
+                onClick={() => onSelectVariant(message.id, variantIndex - 1)}
+              >
+                ‹
+              </button>
+              <span className="variant-count">
+                {variantIndex + 1}/{variants.length}
+              </span>
+              <button
+                type="button"
+                className="ghost small icon"
+                aria-label="Next answer"
+                disabled={busy || variantIndex === variants.length - 1}
+                onClick={() => onSelectVariant(message.id, variantIndex + 1)}
+              >
+                ›
+              </button>
+            </span>
+          )}
           {stats && <span className="stats">{stats}</span>}
           <span className="message-actions">
-            {message.content && <CopyButton text={message.content} />}
-            {isLastUser && !busy && (
-              <button type="button" className="ghost small" onClick={() => setEditing(true)}>
-                Edit
-              </button>
-            )}
-            {isLastAnswer && !busy && !message.problem && (
-              <button type="button" className="ghost small" onClick={onRegenerate}>
-                Regenerate
-              </button>
+            {confirmDelete ? (
+              <span
+                className="confirm"
+                role="group"
+                aria-label="Delete this message?"
+                onKeyDown={(event) => {
+                  if (event.key === "Escape") {
+                    event.preventDefault();
+                    setConfirmDelete(false);
+                  }
+                }}
+              >
+                <button type="button" className="danger small" onClick={() => onDelete(message.id)}>
+                  Delete
+                </button>
+                <button type="button" className="ghost small" onClick={() => setConfirmDelete(false)} autoFocus>
+                  Keep
+                </button>
+              </span>
+            ) : (
+              <>
+                {message.content && <CopyButton text={message.content} />}
+                {isUser && !busy && (
+                  <button type="button" className="ghost small" onClick={() => onStartEdit(message.id)}>
+                    Edit
+                  </button>
+                )}
+                {isLastAnswer && !busy && !message.problem && (
+                  <button type="button" className="ghost small" onClick={onRegenerate}>
+                    Regenerate
+                  </button>
+                )}
+                {!busy && (
+                  <button
+                    type="button"
+                    className="ghost small"
+                    aria-label={isUser ? "Delete your message" : "Delete this answer"}
+                    onClick={() => setConfirmDelete(true)}
+                  >
+                    Delete
+                  </button>
+                )}
+              </>
             )}
           </span>
         </div>
       )}
     </article>
   );
-}
+});
 
 function EditBox({ initial, onSave, onCancel }: { initial: string; onSave: (t: string) => void; onCancel: () => void }) {
   const [text, setText] = useState(initial);
   const ref = useRef<HTMLTextAreaElement>(null);
   useEffect(() => ref.current?.focus(), []);
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
-    if (event.key === "Escape") onCancel();
+    if (event.key === "Escape") {
+      event.preventDefault(); // cancels the edit, does not stop an answer
+      onCancel();
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.nativeEvent.isComposing) {
       event.preventDefault();
       if (text.trim()) onSave(text);
@@ -105,10 +189,10 @@ function EditBox({ initial, onSave, onCancel }: { initial: string; onSave: (t: s
   };
   return (
     <div className="edit-box">
-      <label className="offscreen" htmlFor="edit-last">
-        Edit your message
+      <label className="offscreen" htmlFor="edit-message">
+        Edit your message (the answers after it are replaced)
       </label>
-      <textarea id="edit-last" ref={ref} value={text} rows={3} onChange={(e) => setText(e.target.value)} onKeyDown={onKeyDown} />
+      <textarea id="edit-message" ref={ref} value={text} rows={3} onChange={(e) => setText(e.target.value)} onKeyDown={onKeyDown} />
       <div className="edit-actions">
         <button type="button" className="ghost" onClick={onCancel}>
           Cancel

@@ -1,37 +1,99 @@
-import { type KeyboardEvent, useState } from "react";
+import { type KeyboardEvent, useEffect, useMemo, useRef, useState } from "react";
+import { groupByDate, searchConversations } from "../lib/history";
 import type { Conversation } from "../lib/store";
 
 interface Props {
   conversations: Conversation[];
   activeId: string | null;
+  /** Conversations with an answer streaming right now. */
+  busyIds: Record<string, string>;
+  /** The phone drawer is open: focus stays inside it and Escape closes it. */
   open: boolean;
+  onClose: () => void;
   onNew: () => void;
   onSelect: (id: string) => void;
   onRename: (id: string, title: string) => void;
   onDelete: (id: string) => void;
 }
 
-export function Sidebar({ conversations, activeId, open, onNew, onSelect, onRename, onDelete }: Props) {
+const FOCUSABLE = "button:not([disabled]), input:not([disabled]), [href], [tabindex]:not([tabindex='-1'])";
+
+export function Sidebar({ conversations, activeId, busyIds, open, onClose, onNew, onSelect, onRename, onDelete }: Props) {
+  const [query, setQuery] = useState("");
+  const navRef = useRef<HTMLElement>(null);
+  const groups = useMemo(
+    () => groupByDate(searchConversations(conversations, query), Date.now()),
+    [conversations, query],
+  );
+
+  // The phone drawer takes the focus when it opens.
+  useEffect(() => {
+    if (open) navRef.current?.querySelector<HTMLElement>(FOCUSABLE)?.focus();
+  }, [open]);
+
+  const onKeyDown = (event: KeyboardEvent<HTMLElement>) => {
+    if (!open) return;
+    if (event.key === "Escape" && !event.defaultPrevented) {
+      event.preventDefault();
+      onClose();
+    } else if (event.key === "Tab") {
+      // A modal drawer keeps Tab inside itself.
+      const items = [...(navRef.current?.querySelectorAll<HTMLElement>(FOCUSABLE) ?? [])];
+      const first = items[0];
+      const last = items.at(-1);
+      if (event.shiftKey && document.activeElement === first) {
+        event.preventDefault();
+        last?.focus();
+      } else if (!event.shiftKey && document.activeElement === last) {
+        event.preventDefault();
+        first?.focus();
+      }
+    }
+  };
+
   return (
-    <nav className={`sidebar ${open ? "open" : ""}`} aria-label="Conversations" id="sidebar">
-      <button type="button" className="new-chat" onClick={onNew}>
+    <nav
+      ref={navRef}
+      className={`sidebar ${open ? "open" : ""}`}
+      aria-label="Conversations"
+      id="sidebar"
+      onKeyDown={onKeyDown}
+      {...(open ? { role: "dialog", "aria-modal": true } : {})}
+    >
+      <button type="button" className="new-chat" onClick={onNew} title="New conversation (Ctrl+Shift+O)">
         + New conversation
       </button>
+      <input
+        type="search"
+        className="search"
+        aria-label="Search conversations"
+        placeholder="Search titles and messages"
+        value={query}
+        onChange={(e) => setQuery(e.target.value)}
+      />
       {conversations.length === 0 ? (
         <p className="empty-list">No conversations yet. They are kept in this browser.</p>
+      ) : groups.length === 0 ? (
+        <p className="empty-list">No conversation contains “{query.trim()}”.</p>
       ) : (
-        <ul className="conversation-list">
-          {conversations.map((c) => (
-            <ConversationRow
-              key={c.id}
-              conversation={c}
-              active={c.id === activeId}
-              onSelect={() => onSelect(c.id)}
-              onRename={(title) => onRename(c.id, title)}
-              onDelete={() => onDelete(c.id)}
-            />
-          ))}
-        </ul>
+        groups.map((group) => (
+          <section key={group.label} className="date-group" aria-label={group.label}>
+            <h2 className="date-label">{group.label}</h2>
+            <ul className="conversation-list">
+              {group.conversations.map((c) => (
+                <ConversationRow
+                  key={c.id}
+                  conversation={c}
+                  active={c.id === activeId}
+                  busy={c.id in busyIds}
+                  onSelect={() => onSelect(c.id)}
+                  onRename={(title) => onRename(c.id, title)}
+                  onDelete={() => onDelete(c.id)}
+                />
+              ))}
+            </ul>
+          </section>
+        ))
       )}
     </nav>
   );
@@ -40,27 +102,47 @@ export function Sidebar({ conversations, activeId, open, onNew, onSelect, onRena
 function ConversationRow({
   conversation,
   active,
+  busy,
   onSelect,
   onRename,
   onDelete,
 }: {
   conversation: Conversation;
   active: boolean;
+  busy: boolean;
   onSelect: () => void;
   onRename: (title: string) => void;
   onDelete: () => void;
 }) {
   const [mode, setMode] = useState<"view" | "rename" | "confirm">("view");
   const [draft, setDraft] = useState(conversation.title);
+  const titleRef = useRef<HTMLButtonElement>(null);
+  /** Where the keyboard goes when renaming or confirming ends (not to <body>). */
+  const returnFocus = useRef(false);
+  useEffect(() => {
+    if (mode === "view" && returnFocus.current) {
+      returnFocus.current = false;
+      titleRef.current?.focus();
+    }
+  }, [mode]);
+  const backToView = () => {
+    returnFocus.current = true;
+    setMode("view");
+  };
 
   if (mode === "rename") {
-    const save = () => {
+    /** Enter saves and keeps the keyboard on this row; leaving the field (a click elsewhere) just saves. */
+    const save = (keepFocus: boolean) => {
       if (draft.trim()) onRename(draft);
-      setMode("view");
+      if (keepFocus) backToView();
+      else setMode("view");
     };
     const onKeyDown = (event: KeyboardEvent<HTMLInputElement>) => {
-      if (event.key === "Enter") save();
-      if (event.key === "Escape") setMode("view");
+      if (event.key === "Enter") save(true);
+      if (event.key === "Escape") {
+        event.preventDefault(); // cancels the rename only, not the drawer
+        backToView();
+      }
     };
     return (
       <li className="conversation editing">
@@ -70,23 +152,44 @@ function ConversationRow({
           autoFocus
           onChange={(e) => setDraft(e.target.value)}
           onKeyDown={onKeyDown}
-          onBlur={save}
+          onBlur={() => save(false)}
         />
       </li>
     );
   }
 
   return (
-    <li className={`conversation ${active ? "active" : ""}`}>
-      <button type="button" className="conversation-title" aria-current={active ? "page" : undefined} onClick={onSelect}>
+    <li className={`conversation ${active ? "active" : ""} ${busy ? "busy" : ""}`}>
+      <button
+        type="button"
+        ref={titleRef}
+        className="conversation-title"
+        aria-current={active ? "page" : undefined}
+        onClick={onSelect}
+      >
         {conversation.title}
+        {busy && (
+          <span className="busy-mark" title="Answering">
+            <span className="offscreen"> (answering)</span>
+          </span>
+        )}
       </button>
       {mode === "confirm" ? (
-        <span className="row-actions confirm" role="group" aria-label={`Delete ${conversation.title}?`}>
+        <span
+          className="row-actions confirm"
+          role="group"
+          aria-label={`Delete ${conversation.title}?`}
+          onKeyDown={(event) => {
+            if (event.key === "Escape") {
+              event.preventDefault(); // cancels the deletion only, not the drawer
+              backToView();
+            }
+          }}
+        >
           <button type="button" className="danger small" onClick={onDelete}>
             Delete
           </button>
-          <button type="button" className="ghost small" onClick={() => setMode("view")} autoFocus>
+          <button type="button" className="ghost small" onClick={backToView} autoFocus>
             Keep
           </button>
         </span>

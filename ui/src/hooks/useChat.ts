@@ -1,36 +1,60 @@
-// The conversation store plus the one answer that may be streaming: send, stop, regenerate, edit.
+// The conversation store plus the answers that are streaming (one per conversation at most):
+// send, stop, regenerate (as a new variant), edit any question, delete any message.
 
 import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { type ChatClient, isAbort } from "../lib/api";
+import { formatTokens, planContext } from "../lib/context";
 import { ApiError, describeError, type Problem } from "../lib/errors";
 import {
   type Action,
   type Conversation,
+  type ConversationSettings,
   loadState,
   type Message,
   newId,
   reduce,
+  requestMessages,
   saveState,
-  toRequestMessages,
+  sendableMessages,
 } from "../lib/store";
 
 const FLUSH_MS = 50; // batch streamed text: one render per 50 ms, not one per token
 
-export interface Streaming {
-  conversationId: string;
-  messageId: string;
+/** What a conversation's requests go to: its model, or the served fallback, and that model's context. */
+export interface Target {
+  model: string;
+  contextTokens?: number;
 }
 
-/** `onFailure` hears every failed answer (the page re-checks the backend at once instead of waiting). */
-export function useChat(client: ChatClient, defaultModel: string, onFailure?: (problem: Problem) => void) {
-  const onFailureRef = useRef(onFailure);
-  onFailureRef.current = onFailure;
+interface Options {
+  /** Settings of a new conversation (team defaults from config.json). */
+  newSettings: () => Partial<ConversationSettings>;
+  /** The model and context a conversation's next request uses (falls back when its model is gone). */
+  targetOf: (settings: ConversationSettings) => Target;
+  /** Hears every failed answer (the page re-checks the backend at once instead of waiting). */
+  onFailure?: (problem: Problem) => void;
+}
+
+export function tooLongProblem(tokens: number, contextTokens: number): Problem {
+  return {
+    title: "This message is too long for the model",
+    action:
+      `It is about ${formatTokens(tokens)} tokens with the system prompt; the model's context holds ` +
+      `${formatTokens(contextTokens)} tokens, answer included. Shorten it or split it (Edit), then send again.`,
+    retryable: false,
+  };
+}
+
+export function useChat(client: ChatClient, options: Options) {
+  const optionsRef = useRef(options);
+  optionsRef.current = options;
   const [state, dispatch] = useReducer(reduce, undefined, () => loadState(window.localStorage));
   const [saveFailed, setSaveFailed] = useState(false);
-  const [streaming, setStreaming] = useState<Streaming | null>(null);
+  /** conversation id -> id of the answer streaming into it */
+  const [streams, setStreams] = useState<Record<string, string>>({});
   /** Until when (ms epoch) sending waits, after a 429 / rate_limited with a Retry-After. */
   const [coolUntil, setCoolUntil] = useState(0);
-  const abortRef = useRef<AbortController | null>(null);
+  const controllers = useRef(new Map<string, AbortController>());
   const stateRef = useRef(state);
   stateRef.current = state;
 
@@ -41,24 +65,42 @@ export function useChat(client: ChatClient, defaultModel: string, onFailure?: (p
   // There is always a conversation to type into (first visit, or after deleting the last one).
   useEffect(() => {
     if (state.conversations.length === 0)
-      dispatch({ type: "create", id: newId(), now: Date.now(), settings: { model: defaultModel } });
-  }, [state.conversations.length, defaultModel]);
+      dispatch({ type: "create", id: newId(), now: Date.now(), settings: optionsRef.current.newSettings() });
+  }, [state.conversations.length]);
 
   const active = state.conversations.find((c) => c.id === state.activeId) ?? null;
 
+  /** Stream an answer to `history` into `target`: a new message, or a new variant of an existing answer. */
   const run = useCallback(
-    async (conversation: Conversation, history: Message[]) => {
-      const messageId = newId();
+    async (conversation: Conversation, history: Message[], variantOf?: string) => {
       const conversationId = conversation.id;
-      dispatch({
-        type: "append",
-        id: conversationId,
-        message: { id: messageId, role: "assistant", content: "", status: "streaming" },
-        now: Date.now(),
-      });
+      if (controllers.current.has(conversationId)) return;
+      const messageId = variantOf ?? newId();
+      if (variantOf) dispatch({ type: "newVariant", id: conversationId, messageId });
+      else
+        dispatch({
+          type: "append",
+          id: conversationId,
+          message: { id: messageId, role: "assistant", content: "", status: "streaming" },
+          now: Date.now(),
+        });
+
+      const { settings } = conversation;
+      const { model, contextTokens } = optionsRef.current.targetOf(settings);
+      const plan = planContext(sendableMessages(history), settings.systemPrompt, contextTokens, settings.maxTokens);
+      if (!plan.fits && contextTokens) {
+        dispatch({
+          type: "patchMessage",
+          id: conversationId,
+          messageId,
+          patch: { status: "failed", problem: tooLongProblem(plan.promptTokens, contextTokens) },
+        });
+        return;
+      }
+
       const controller = new AbortController();
-      abortRef.current = controller;
-      setStreaming({ conversationId, messageId });
+      controllers.current.set(conversationId, controller);
+      setStreams((s) => ({ ...s, [conversationId]: messageId }));
 
       let pending = "";
       let flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -72,22 +114,26 @@ export function useChat(client: ChatClient, defaultModel: string, onFailure?: (p
       const finish = (patch: Partial<Message>) => {
         clearTimeout(flushTimer);
         flush();
-        dispatch({ type: "patchMessage", id: conversationId, messageId, patch });
+        dispatch({
+          type: "patchMessage",
+          id: conversationId,
+          messageId,
+          patch: { droppedForContext: plan.dropped || undefined, ...patch },
+        });
       };
       const fail = (problem: Problem) => {
         if (problem.retryAfterS) setCoolUntil(Date.now() + problem.retryAfterS * 1000);
-        onFailureRef.current?.(problem);
+        optionsRef.current.onFailure?.(problem);
         finish({ status: received ? "interrupted" : "failed", problem });
       };
 
-      const { settings } = conversation;
       try {
         const events = client.chat(
           {
-            model: settings.model || defaultModel || undefined,
-            messages: toRequestMessages({ ...conversation, messages: history }),
+            model: model || undefined,
+            messages: requestMessages(settings.systemPrompt, plan.kept),
             temperature: settings.temperature,
-            max_tokens: settings.maxTokens,
+            max_tokens: plan.maxTokens,
           },
           { signal: controller.signal },
         );
@@ -117,22 +163,26 @@ export function useChat(client: ChatClient, defaultModel: string, onFailure?: (p
         else fail(describeError(error));
       } finally {
         clearTimeout(flushTimer);
-        abortRef.current = null;
-        setStreaming(null);
+        if (controllers.current.get(conversationId) === controller) controllers.current.delete(conversationId);
+        setStreams((s) => {
+          const { [conversationId]: _, ...rest } = s;
+          return rest;
+        });
       }
     },
-    [client, defaultModel],
+    [client],
   );
 
   const current = () => stateRef.current.conversations.find((c) => c.id === stateRef.current.activeId) ?? null;
+  const isStreaming = (conversationId: string) => controllers.current.has(conversationId);
 
   const send = useCallback(
     (text: string) => {
       const content = text.trim();
-      if (!content || abortRef.current) return false;
       let conversation = current();
+      if (!content || (conversation && isStreaming(conversation.id))) return false;
       if (!conversation) {
-        const create: Action = { type: "create", id: newId(), now: Date.now(), settings: { model: defaultModel } };
+        const create: Action = { type: "create", id: newId(), now: Date.now(), settings: optionsRef.current.newSettings() };
         dispatch(create);
         conversation = reduce(stateRef.current, create).conversations[0];
       }
@@ -141,42 +191,84 @@ export function useChat(client: ChatClient, defaultModel: string, onFailure?: (p
       void run(conversation, [...conversation.messages, message]);
       return true;
     },
-    [run, defaultModel],
+    [run],
   );
 
-  /** Answer the last user message again (Regenerate, or Retry after a failure). */
+  /** Answer the last question again; an existing answer is kept as a variant (‹n/m›). */
   const regenerate = useCallback(() => {
     const conversation = current();
-    if (!conversation || abortRef.current) return;
+    if (!conversation || isStreaming(conversation.id)) return;
     const last = conversation.messages.at(-1);
-    let history = conversation.messages;
     if (last?.role === "assistant") {
-      dispatch({ type: "truncateFrom", id: conversation.id, messageId: last.id });
-      history = history.slice(0, -1);
-    }
-    if (history.at(-1)?.role !== "user") return;
-    void run(conversation, history);
+      const history = conversation.messages.slice(0, -1);
+      if (history.at(-1)?.role === "user") void run(conversation, history, last.id);
+    } else if (last?.role === "user") void run(conversation, conversation.messages);
   }, [run]);
 
-  /** Replace the last user message (and the answer after it) and send again. */
-  const editLast = useCallback(
+  /** Replace a question of the conversation: everything after it goes, and it is sent again. */
+  const editMessage = useCallback(
     (messageId: string, text: string) => {
       const conversation = current();
       const content = text.trim();
-      if (!conversation || !content || abortRef.current) return;
+      if (!conversation || !content || isStreaming(conversation.id)) return;
       const index = conversation.messages.findIndex((m) => m.id === messageId);
       if (index === -1) return;
-      dispatch({ type: "truncateFrom", id: conversation.id, messageId });
       const message: Message = { id: newId(), role: "user", content, status: "complete" };
+      dispatch({ type: "truncateFrom", id: conversation.id, messageId });
       dispatch({ type: "append", id: conversation.id, message, now: Date.now() });
       void run(conversation, [...conversation.messages.slice(0, index), message]);
     },
     [run],
   );
 
-  const stop = useCallback(() => abortRef.current?.abort(), []);
+  const deleteMessage = useCallback((messageId: string) => {
+    const conversation = current();
+    if (conversation && !isStreaming(conversation.id))
+      dispatch({ type: "deleteMessage", id: conversation.id, messageId });
+  }, []);
+
+  const selectVariant = useCallback((messageId: string, index: number) => {
+    const conversation = current();
+    if (conversation) dispatch({ type: "selectVariant", id: conversation.id, messageId, index });
+  }, []);
+
+  /** Stop the answer of the shown conversation (only that one: others keep streaming). */
+  const stop = useCallback(() => {
+    const id = stateRef.current.activeId;
+    if (id) controllers.current.get(id)?.abort();
+  }, []);
+
+  /** Delete a conversation; an answer still streaming into it is stopped first (vLLM stops too). */
+  const deleteConversation = useCallback((id: string) => {
+    controllers.current.get(id)?.abort();
+    dispatch({ type: "delete", id });
+  }, []);
+
+  /** Show an empty conversation: the newest one already empty, else a new one. */
+  const newConversation = useCallback(() => {
+    const empty = stateRef.current.conversations.find((c) => c.messages.length === 0);
+    if (empty) dispatch({ type: "select", id: empty.id });
+    else dispatch({ type: "create", id: newId(), now: Date.now(), settings: optionsRef.current.newSettings() });
+  }, []);
 
   const apply = useCallback((action: Action) => dispatch(action), []);
 
-  return { state, active, streaming, send, stop, regenerate, editLast, dispatch: apply, coolUntil, saveFailed };
+  return {
+    state,
+    active,
+    streams,
+    /** The answer streaming into the shown conversation, or null. */
+    streamingId: (active && streams[active.id]) || null,
+    send,
+    stop,
+    regenerate,
+    editMessage,
+    deleteMessage,
+    selectVariant,
+    deleteConversation,
+    newConversation,
+    dispatch: apply,
+    coolUntil,
+    saveFailed,
+  };
 }

@@ -3,7 +3,13 @@ import { ChatClient, parseConfig } from "./api";
 import { ApiError } from "./errors";
 import type { ChatEvent } from "./sse";
 
-const client = new ChatClient({ apiBaseUrl: "http://api.test", apiKey: "k-1", title: "t" });
+const client = new ChatClient({
+  apiBaseUrl: "http://api.test",
+  apiKey: "k-1",
+  title: "t",
+  defaultSystemPrompt: "",
+  savedPrompts: [],
+});
 
 function sse(text: string, init: ResponseInit = {}): Response {
   return new Response(text, { status: 200, headers: { "Content-Type": "text/event-stream" }, ...init });
@@ -24,6 +30,8 @@ describe("parseConfig", () => {
       apiBaseUrl: "https://x.test",
       apiKey: undefined,
       title: "Llama Chat",
+      defaultSystemPrompt: "",
+      savedPrompts: [],
     });
   });
   it("keeps the operator's note about the model, and drops an empty or non-text one", () => {
@@ -107,5 +115,46 @@ describe("ChatClient.readiness", () => {
     const body = JSON.stringify({ status: "ready", models: ["m1"] });
     vi.stubGlobal("fetch", vi.fn().mockResolvedValue(new Response(body, { status: 200 })));
     expect(await client.readiness()).toEqual({ state: "ready", models: ["m1"] });
+  });
+});
+
+describe("issue 19: context length, cold start and team defaults", () => {
+  const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status });
+
+  it("reads max_model_len of each served model from /v1/models", async () => {
+    const body = { data: [{ id: "llama", max_model_len: 2048 }, { id: "other" }, { nope: 1 }] };
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(json(body)));
+    expect(await client.models()).toEqual([{ id: "llama", maxModelLen: 2048 }, { id: "other", maxModelLen: undefined }]);
+  });
+
+  it("tells a model server that does not answer (unavailable) from chat-api down (unreachable)", async () => {
+    // chat-api's /readyz while vLLM does not listen yet (upstream.py _check_readiness).
+    const body = { status: "unavailable", detail: "vLLM at http://v:8000 does not answer (ConnectError)" };
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(json(body, 503)));
+    expect((await client.readiness()).state).toBe("unavailable");
+  });
+
+  it("reports a configured model vLLM does not serve as a wrong model, not as loading forever", async () => {
+    const detail = "vLLM at http://v:8000 does not list model 'llama-3' (it lists tiny-llama)";
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(json({ status: "loading", detail }, 503)));
+    expect(await client.readiness()).toEqual({ state: "wrongModel", detail });
+  });
+
+  it("understands a chat-api that reports the start itself, with its stage", async () => {
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(json({ status: "starting", detail: "d", stage: "downloading" }, 503)));
+    expect(await client.readiness()).toEqual({ state: "starting", detail: "d", stage: "downloading" });
+  });
+
+  it("reads the team's default system prompt and saved prompts, leaving out broken entries", () => {
+    const config = parseConfig({
+      defaultSystemPrompt: "You are our team's assistant.",
+      savedPrompts: [{ title: " Reviewer ", text: "Review code." }, { title: "", text: "x" }, { title: "t" }, "nope"],
+    });
+    expect(config.defaultSystemPrompt).toBe("You are our team's assistant.");
+    expect(config.savedPrompts).toEqual([{ title: "Reviewer", text: "Review code." }]);
+    expect(parseConfig({ savedPrompts: "nope", defaultSystemPrompt: 3 })).toMatchObject({
+      defaultSystemPrompt: "",
+      savedPrompts: [],
+    });
   });
 });

@@ -3,6 +3,12 @@
 import { ApiError, parseRetryAfter } from "./errors";
 import { type ChatEvent, readChatEvents } from "./sse";
 
+/** A system prompt an operator offers the whole team (chart value chat-ui.config.savedPrompts). */
+export interface SavedPrompt {
+  title: string;
+  text: string;
+}
+
 export interface RuntimeConfig {
   /** "" = same origin (behind an ingress); otherwise the chat-api origin, e.g. http://127.0.0.1:8080 */
   apiBaseUrl: string;
@@ -10,9 +16,23 @@ export interface RuntimeConfig {
   title: string;
   /** What the operator says about the model that answers (`make up`: a 135M demo model, how to serve a bigger one). */
   modelNote?: string;
+  /** System prompt of every new conversation (a 3B model depends on it); "" = none. */
+  defaultSystemPrompt: string;
+  savedPrompts: SavedPrompt[];
 }
 
-export const DEFAULT_CONFIG: RuntimeConfig = { apiBaseUrl: "", title: "Llama Chat" };
+export const DEFAULT_CONFIG: RuntimeConfig = {
+  apiBaseUrl: "",
+  title: "Llama Chat",
+  defaultSystemPrompt: "",
+  savedPrompts: [],
+};
+
+/** A model chat-api serves, with vLLM's context length when it reports one (`max_model_len`). */
+export interface ModelInfo {
+  id: string;
+  maxModelLen?: number;
+}
 
 /** Reads /config.json (provided by the chart's ConfigMap); a missing or broken file falls back to same origin. */
 export async function loadConfig(fetcher: typeof fetch = fetch): Promise<RuntimeConfig> {
@@ -33,12 +53,32 @@ export function parseConfig(raw: unknown): RuntimeConfig {
     apiKey: typeof value.apiKey === "string" && value.apiKey ? value.apiKey : undefined,
     title: typeof value.title === "string" && value.title ? value.title : DEFAULT_CONFIG.title,
     modelNote: typeof value.modelNote === "string" && value.modelNote.trim() ? value.modelNote.trim() : undefined,
+    defaultSystemPrompt: typeof value.defaultSystemPrompt === "string" ? value.defaultSystemPrompt : "",
+    // Entries without a title and a text are left out rather than shown half.
+    savedPrompts: Array.isArray(value.savedPrompts)
+      ? value.savedPrompts
+          .filter(
+            (p): p is SavedPrompt =>
+              !!p && typeof p.title === "string" && typeof p.text === "string" && !!p.title.trim() && !!p.text.trim(),
+          )
+          .map((p) => ({ title: p.title.trim(), text: p.text }))
+      : [],
   };
 }
 
+/**
+ * What chat-api's /readyz says (services/chat-api/chat_api/routes/health.py and upstream.py):
+ * ready: vLLM answers /health and lists the model; loading: vLLM answers but is not healthy or lists
+ * no model yet; unavailable: vLLM does not answer at all (a cold start: real vLLM opens its port only
+ * once the model is loaded; or it is down); unreachable: chat-api itself does not answer.
+ * wrongModel: vLLM is up but serves another model than chat-api is set to use (chat-api reports that
+ * as "loading" with "does not list model"; it will never become ready on its own).
+ * starting: a chat-api that reports the cold start itself (`status: "starting"`, optional `stage`).
+ */
 export type Readiness =
   | { state: "ready"; models: string[] }
-  | { state: "loading" | "unavailable"; detail: string }
+  | { state: "loading" | "unavailable" | "wrongModel"; detail: string }
+  | { state: "starting"; detail: string; stage?: string }
   | { state: "unreachable"; detail: string };
 
 export interface ChatRequest {
@@ -80,15 +120,30 @@ export class ChatClient {
       const models = Array.isArray(body.models) ? body.models.filter((m) => typeof m === "string") : [];
       return { state: "ready", models };
     }
+    if (body.status === "starting")
+      return { state: "starting", detail, stage: typeof body.stage === "string" ? body.stage : undefined };
+    // chat-api's wording for a configured model vLLM does not serve (upstream.py _check_readiness).
+    if (body.status === "loading" && /does not list model/.test(detail)) return { state: "wrongModel", detail };
     if (body.status === "loading") return { state: "loading", detail };
     if (response.status === 503) return { state: "unavailable", detail };
     return { state: "unreachable", detail };
   }
 
-  async models(): Promise<string[]> {
+  async models(): Promise<ModelInfo[]> {
     const response = await this.send("/v1/models", { headers: this.headers() });
-    const body = (await response.json()) as { data?: { id?: unknown }[] };
-    return (body.data ?? []).map((m) => m.id).filter((id): id is string => typeof id === "string");
+    const body = (await response.json()) as { data?: { id?: unknown; max_model_len?: unknown }[] };
+    return (body.data ?? []).flatMap((m) =>
+      typeof m.id === "string"
+        ? [
+            {
+              id: m.id,
+              // vLLM's model card carries max_model_len (vllm/entrypoints/openai/models/protocol.py ModelCard).
+              maxModelLen:
+                typeof m.max_model_len === "number" && m.max_model_len > 0 ? m.max_model_len : undefined,
+            },
+          ]
+        : [],
+    );
   }
 
   /** POST /api/chat and yield its events; throws ApiError for failures before the stream starts. */

@@ -71,3 +71,19 @@ describe("describeError", () => {
     expect(p.action).toMatch(/reload/i);
   });
 });
+
+describe("a model that is no longer served (issue 19, bug 4)", () => {
+  it("says so for chat-api's model_not_found instead of blaming apiBaseUrl", () => {
+    const p = describeError(new ApiError("http", "model 'old' is not offered", 404, "model_not_found"));
+    expect(p.title).toBe("This model is not served any more");
+    expect(p.action).toMatch(/Pick a served model/);
+    expect(p.action).not.toMatch(/apiBaseUrl/);
+  });
+  it("recognises vLLM's own 'model does not exist' 404 passed through", () => {
+    const p = describeError(new ApiError("http", "The model `old` does not exist.", 404, "404"));
+    expect(p.title).toBe("This model is not served any more");
+  });
+  it("still blames the address for a 404 that is not about a model", () => {
+    expect(describeError(new ApiError("http", "Not Found", 404)).title).toBe("The chat endpoint was not found");
+  });
+});

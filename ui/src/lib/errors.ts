@@ -71,6 +71,22 @@ const BY_CODE: Record<string, Omit<Problem, "detail" | "retryAfterS">> = {
   },
 };
 
+/** Codes that say more than their HTTP status (chat-api's errors.py). */
+const BY_HTTP_CODE: Record<string, Omit<Problem, "detail" | "retryAfterS">> = {
+  // chat-api's ModelNotAllowed and vLLM's own "model does not exist" both arrive as 404 + this code:
+  // the server answered, so this is not a wrong apiBaseUrl.
+  model_not_found: {
+    title: "This model is not served any more",
+    action: "Pick a served model in the model menu (new messages use the served one), then retry.",
+    retryable: false,
+  },
+  payload_too_large: {
+    title: "The conversation is too long",
+    action: "Delete or shorten earlier messages (each has a Delete button), then retry.",
+    retryable: false,
+  },
+};
+
 function byStatus(status: number): Omit<Problem, "detail" | "retryAfterS"> {
   if (status === 401 || status === 403)
     return {
@@ -122,7 +138,10 @@ export function describeError(error: unknown): Problem {
     const base =
       error.kind === "event"
         ? (BY_CODE[error.code ?? ""] ?? BY_CODE.upstream_error)
-        : byStatus(error.status ?? 500);
+        : (BY_HTTP_CODE[error.code ?? ""] ??
+          (error.status === 404 && /model/i.test(error.message) && /not exist|not found|not served/i.test(error.message)
+            ? BY_HTTP_CODE.model_not_found
+            : byStatus(error.status ?? 500)));
     return { ...base, detail, retryAfterS: error.retryAfterS };
   }
   return {

@@ -40,3 +40,23 @@ describe("renderMarkdown", () => {
     expect(out.querySelector("a")?.getAttribute("rel")).toContain("noopener");
   });
 });
+
+describe("tables and task lists (issue 19, bug 6)", () => {
+  it("puts a table in a box that scrolls sideways", () => {
+    const out = dom(renderMarkdown("| n | ratio |\n| - | - |\n| 1 | 819/2 |"));
+    const box = out.querySelector(".table-scroll");
+    expect(box?.firstElementChild?.tagName).toBe("TABLE");
+    expect(out.querySelector("td:last-child")?.textContent).toBe("819/2");
+  });
+  it("keeps task-list checkmarks as marks, without form inputs", () => {
+    const out = dom(renderMarkdown("- [x] done thing\n- [ ] open thing"));
+    const items = [...out.querySelectorAll("li")].map((li) => li.textContent?.trim());
+    expect(items).toEqual(["☑ done thing", "☐ open thing"]);
+    expect(out.querySelectorAll(".task-mark.done")).toHaveLength(1);
+    expect(out.querySelector("input")).toBeNull();
+  });
+  it("does not let a raw <table> from the model open a scroll box", () => {
+    const out = dom(renderMarkdown("<table><tr><td>x</td></tr></table>"));
+    expect(out.querySelector("table, .table-scroll")).toBeNull();
+  });
+});

@@ -52,6 +52,12 @@ const marked = new Marked({
     image({ href, text }: Tokens.Image): string {
       return `<a href="${escapeHtml(href)}">${escapeHtml(text || href)}</a>`;
     },
+    // Task lists keep their state as a mark, not as an <input> (forms stay forbidden in model output).
+    checkbox({ checked }: Tokens.Checkbox): string {
+      return checked
+        ? '<span class="task-mark done" aria-label="done">☑</span> '
+        : '<span class="task-mark" aria-label="not done">☐</span> ';
+    },
     code({ text, lang }: Tokens.Code): string {
       const language = (lang ?? "").trim().split(/\s+/)[0].toLowerCase();
       const label = escapeHtml(language || "text");
@@ -74,7 +80,12 @@ purify.addHook("afterSanitizeAttributes", (node) => {
 });
 
 export function renderMarkdown(source: string): string {
-  const html = marked.parse(source, { async: false });
+  // A wide table scrolls sideways in its own box instead of breaking words in its cells. Raw HTML
+  // from the model is escaped above, so "<table>" here can only be marked's own table.
+  const html = marked
+    .parse(source, { async: false })
+    .replace(/<table>/g, '<div class="table-scroll"><table>')
+    .replace(/<\/table>/g, "</table></div>");
   return purify.sanitize(html, {
     ALLOWED_ATTR: ["href", "title", "class", "type", "aria-label", "target", "rel", "start", "align"],
     FORBID_TAGS: ["style", "form", "input", "textarea", "select", "iframe", "img", "video", "audio"],

@@ -138,3 +138,45 @@ describe("toRequestMessages", () => {
     ]);
   });
 });
+
+describe("delete any message and answer variants", () => {
+  function chat(): StoreState {
+    let s = withConversation();
+    for (const m of [user("u1", "q1"), bot("a1", "first"), user("u2", "q2"), bot("a2", "second")])
+      s = reduce(s, { type: "append", id: "c1", message: m, now: 2 });
+    return s;
+  }
+
+  it("deletes one message, any of them, and leaves the rest", () => {
+    const s = reduce(chat(), { type: "deleteMessage", id: "c1", messageId: "u1" });
+    expect(s.conversations[0].messages.map((m) => m.id)).toEqual(["a1", "u2", "a2"]);
+  });
+
+  it("keeps the earlier answer as a variant on regenerate and switches between them", () => {
+    let s = reduce(chat(), { type: "patchMessage", id: "c1", messageId: "a2", patch: { stats: { ttftMs: 5 } } });
+    s = reduce(s, { type: "newVariant", id: "c1", messageId: "a2" });
+    let a2 = s.conversations[0].messages[3];
+    expect(a2).toMatchObject({ content: "", status: "streaming", variant: 1, stats: undefined });
+    expect(a2.variants?.map((v) => v.content)).toEqual(["second", ""]);
+    s = reduce(s, { type: "appendText", id: "c1", messageId: "a2", text: "third" });
+    s = reduce(s, { type: "patchMessage", id: "c1", messageId: "a2", patch: { status: "complete" } });
+    s = reduce(s, { type: "selectVariant", id: "c1", messageId: "a2", index: 0 });
+    a2 = s.conversations[0].messages[3];
+    expect(a2).toMatchObject({ content: "second", status: "complete", variant: 0, stats: { ttftMs: 5 } });
+    expect(a2.variants?.map((v) => v.content)).toEqual(["second", "third"]);
+    // What is sent next is the variant shown.
+    expect(toRequestMessages(s.conversations[0]).at(-1)).toEqual({ role: "assistant", content: "second" });
+  });
+
+  it("replaces a failed empty answer instead of keeping it as a variant", () => {
+    let s = reduce(chat(), { type: "patchMessage", id: "c1", messageId: "a2", patch: { content: "", status: "failed" } });
+    s = reduce(s, { type: "newVariant", id: "c1", messageId: "a2" });
+    expect(s.conversations[0].messages[3].variants).toHaveLength(1);
+  });
+
+  it("does not switch variants while the answer streams", () => {
+    let s = reduce(chat(), { type: "newVariant", id: "c1", messageId: "a2" });
+    s = reduce(s, { type: "selectVariant", id: "c1", messageId: "a2", index: 0 });
+    expect(s.conversations[0].messages[3].status).toBe("streaming");
+  });
+});

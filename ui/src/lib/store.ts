@@ -15,13 +15,23 @@ export interface AnswerStats {
   finishReason?: string;
 }
 
-export interface Message {
-  id: string;
-  role: Role;
+/** One answer to the same question (Regenerate keeps the earlier ones: ‹n/m›). */
+export interface AnswerVariant {
   content: string;
   status: MessageStatus;
   stats?: AnswerStats;
   problem?: Problem;
+  /** How many of the oldest messages were left out of this answer's request to fit the context. */
+  droppedForContext?: number;
+}
+
+export interface Message extends AnswerVariant {
+  id: string;
+  role: Role;
+  /** Every answer generated for this turn (assistant only); the shown one is `variants[variant]`,
+   *  mirrored in the message's own fields, which are what is sent and rendered. */
+  variants?: AnswerVariant[];
+  variant?: number;
 }
 
 export interface ConversationSettings {
@@ -81,13 +91,20 @@ export function loadState(storage: Pick<Storage, "getItem">): StoreState {
   const conversations = (raw as StoreState).conversations.filter(isConversation).map((c) => ({
     ...c,
     settings: normaliseSettings(c.settings),
-    messages: c.messages.map((m) => (m.status === "streaming" ? { ...m, status: "interrupted" as const } : m)),
+    messages: c.messages.map((m) => ({
+      ...interruptIfStreaming(m),
+      ...(m.variants ? { variants: m.variants.map(interruptIfStreaming) } : {}),
+    })),
   }));
   const activeId = (raw as StoreState).activeId;
   return {
     conversations,
     activeId: conversations.some((c) => c.id === activeId) ? activeId : (conversations[0]?.id ?? null),
   };
+}
+
+function interruptIfStreaming<T extends AnswerVariant>(m: T): T {
+  return m.status === "streaming" ? { ...m, status: "interrupted" as const } : m;
 }
 
 /** Saves the state; returns false when the browser refuses (quota, private mode) so the UI can say so. */
@@ -137,7 +154,11 @@ export type Action =
   | { type: "append"; id: string; message: Message; now: number }
   | { type: "patchMessage"; id: string; messageId: string; patch: Partial<Message> }
   | { type: "appendText"; id: string; messageId: string; text: string }
-  | { type: "truncateFrom"; id: string; messageId: string };
+  | { type: "truncateFrom"; id: string; messageId: string }
+  | { type: "deleteMessage"; id: string; messageId: string }
+  /** Regenerate: keep the shown answer as a variant and start a new, empty one in the same message. */
+  | { type: "newVariant"; id: string; messageId: string }
+  | { type: "selectVariant"; id: string; messageId: string; index: number };
 
 export function reduce(state: StoreState, action: Action): StoreState {
   switch (action.type) {
@@ -188,7 +209,46 @@ export function reduce(state: StoreState, action: Action): StoreState {
         const index = c.messages.findIndex((m) => m.id === action.messageId);
         return index === -1 ? c : { ...c, messages: c.messages.slice(0, index) };
       });
+    case "deleteMessage":
+      return mapConversation(state, action.id, (c) => ({
+        ...c,
+        messages: c.messages.filter((m) => m.id !== action.messageId),
+      }));
+    case "newVariant":
+      return mapMessage(state, action.id, action.messageId, (m) => {
+        // An answer that failed with nothing in it is replaced, not kept as a variant.
+        const variants = withCurrentVariant(m).filter((v) => v.content || v.status !== "failed");
+        const fresh: AnswerVariant = { content: "", status: "streaming" };
+        return { ...m, ...CLEAR_VARIANT, ...fresh, variants: [...variants, fresh], variant: variants.length };
+      });
+    case "selectVariant":
+      return mapMessage(state, action.id, action.messageId, (m) => {
+        const variants = withCurrentVariant(m);
+        const chosen = variants[action.index];
+        if (!chosen || m.status === "streaming") return m;
+        return { ...m, ...CLEAR_VARIANT, ...chosen, variants, variant: action.index };
+      });
   }
+}
+
+const CLEAR_VARIANT: Partial<AnswerVariant> = {
+  stats: undefined,
+  problem: undefined,
+  droppedForContext: undefined,
+};
+
+/** The variants list with the shown answer's latest state written back into its slot. */
+function withCurrentVariant(m: Message): AnswerVariant[] {
+  const current: AnswerVariant = {
+    content: m.content,
+    status: m.status,
+    stats: m.stats,
+    problem: m.problem,
+    droppedForContext: m.droppedForContext,
+  };
+  const variants = m.variants?.length ? [...m.variants] : [current];
+  variants[m.variant ?? variants.length - 1] = current;
+  return variants;
 }
 
 export function titleFrom(text: string): string {
@@ -207,15 +267,22 @@ function mapMessage(state: StoreState, id: string, messageId: string, fn: (m: Me
   }));
 }
 
-/** The messages sent to the model: system prompt first, then the finished turns (failed answers left out). */
-export function toRequestMessages(
-  conversation: Conversation,
-): { role: "system" | "user" | "assistant"; content: string }[] {
-  const out: { role: "system" | "user" | "assistant"; content: string }[] = [];
-  if (conversation.settings.systemPrompt.trim()) out.push({ role: "system", content: conversation.settings.systemPrompt });
-  for (const m of conversation.messages) {
-    if (m.role === "assistant" && (m.status === "failed" || m.status === "streaming" || !m.content)) continue;
-    out.push({ role: m.role, content: m.content });
-  }
+/** The turns worth sending to the model: failed, streaming or empty answers are left out. */
+export function sendableMessages(messages: Message[]): Message[] {
+  return messages.filter((m) => !(m.role === "assistant" && (m.status === "failed" || m.status === "streaming" || !m.content)));
+}
+
+export type RequestMessage = { role: "system" | "user" | "assistant"; content: string };
+
+/** The messages sent to the model: system prompt first, then the given turns. */
+export function requestMessages(systemPrompt: string, messages: Message[]): RequestMessage[] {
+  const out: RequestMessage[] = [];
+  if (systemPrompt.trim()) out.push({ role: "system", content: systemPrompt });
+  for (const m of messages) out.push({ role: m.role, content: m.content });
   return out;
+}
+
+/** The messages sent to the model: system prompt first, then the finished turns (failed answers left out). */
+export function toRequestMessages(conversation: Conversation): RequestMessage[] {
+  return requestMessages(conversation.settings.systemPrompt, sendableMessages(conversation.messages));
 }
