@@ -60,8 +60,9 @@ lint: deps ## Lint Python, YAML, charts, shell, Dockerfiles and Terraform
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 	terraform -chdir=terraform fmt -check -recursive
 
-template: deps ## Print the rendered manifests: make template VALUES=values/aws-t4.yaml
-	@$(PY) -m scripts.chart template --values $(VALUES) --release $(RELEASE) --namespace $(NAMESPACE)
+template: deps ## Print the rendered manifests: make template VALUES=values/aws-t4.yaml REGISTRY=<where make images pushed>
+	@$(PY) -m scripts.chart template --values $(VALUES) --release $(RELEASE) --namespace $(NAMESPACE) \
+		$(if $(REGISTRY),--set global.image.registry=$(REGISTRY))
 
 bench: deps-local ## vLLM direct vs through chat-api, plus direct again as the noise control (build/bench; BENCH_ARGS=...)
 	$(PY) -m scripts.bench --side-by-side --control --out build/bench $(BENCH_ARGS)
