@@ -64,6 +64,9 @@ template: deps ## Print the rendered manifests: make template VALUES=values/aws-
 	@$(PY) -m scripts.chart template --values $(VALUES) --release $(RELEASE) --namespace $(NAMESPACE) \
 		$(if $(REGISTRY),--set global.image.registry=$(REGISTRY))
 
+images: deps ## Build chat-api + chat-ui (IMAGES="chat-api chat-ui model-server") with docker/podman/buildah and push: make images REGISTRY=host[/path]
+	@$(PY) -m scripts.images --registry "$(REGISTRY)" $(if $(IMAGES),--images $(IMAGES)) $(if $(NO_PUSH),--no-push)
+
 bench: deps-local ## vLLM direct vs through chat-api, plus direct again as the noise control (build/bench; BENCH_ARGS=...)
 	$(PY) -m scripts.bench --side-by-side --control --out build/bench $(BENCH_ARGS)
 
@@ -128,5 +131,5 @@ distclean: clean ## Remove everything `make` installed into the repository
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: up down status logs test test-unit test-chart test-integration test-e2e lint template bench \
+.PHONY: up down status logs test test-unit test-chart test-integration test-e2e lint template images bench \
 	cluster bootstrap doctor kubeconfig destroy deps deps-local deps-test clean distclean help
