@@ -131,7 +131,8 @@ def test_without_any_builder_it_names_the_three_it_can_use_and_exits_non_zero(tm
 
 def test_on_this_machine_make_images_says_what_is_missing() -> None:
     proc = subprocess.run(
-        ["make", "-s", "images", "REGISTRY=registry.example.com/team"],
+        # -o: never (re)install the venv from inside a test; only the images recipe runs.
+        ["make", "-s", "-o", ".venv/.installed", "images", "REGISTRY=registry.example.com/team"],
         cwd=chart.REPO,
         capture_output=True,
         text=True,
