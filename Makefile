@@ -42,7 +42,7 @@ test: deps-test ## Run every test tier this machine can run (unit, chart, integr
 test-unit: deps ## Only the unit tier
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-test-chart: deps $(CHECKOV_VENV)/.installed ## Only the chart tier (render, lint, schemas, checkov)
+test-chart: deps $(VLLM_VENV)/.installed $(CHECKOV_VENV)/.installed ## Only the chart tier (render, lint, schemas, vLLM's argument parser, checkov)
 	$(PY) -m pytest -m chart $(PYTEST_ARGS)
 
 test-integration: deps-test ## Only the integration tier (real vLLM CPU, Prometheus, sshd, moto)
