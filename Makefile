@@ -42,7 +42,7 @@ test: deps-test ## Run every test tier this machine can run (unit, chart, integr
 test-unit: deps ## Only the unit tier
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-test-chart: deps $(CHECKOV_VENV)/.installed ## Only the chart tier (render, lint, schemas, checkov)
+test-chart: deps $(VLLM_VENV)/.installed $(CHECKOV_VENV)/.installed ## Only the chart tier (render, lint, schemas, vLLM's argument parser, checkov)
 	$(PY) -m pytest -m chart $(PYTEST_ARGS)
 
 test-integration: deps-test ## Only the integration tier (real vLLM CPU, Prometheus, sshd, moto)
@@ -60,8 +60,12 @@ lint: deps ## Lint Python, YAML, charts, shell, Dockerfiles and Terraform
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 	terraform -chdir=terraform fmt -check -recursive
 
-template: deps ## Print the rendered manifests: make template VALUES=values/aws-t4.yaml
-	@$(PY) -m scripts.chart template --values $(VALUES) --release $(RELEASE) --namespace $(NAMESPACE)
+template: deps ## Print the rendered manifests: make template VALUES=values/aws-t4.yaml REGISTRY=<where make images pushed>
+	@$(PY) -m scripts.chart template --values $(VALUES) --release $(RELEASE) --namespace $(NAMESPACE) \
+		$(if $(REGISTRY),--set global.image.registry=$(REGISTRY))
+
+images: deps ## Build chat-api + chat-ui (IMAGES="chat-api chat-ui model-server") with docker/podman/buildah and push: make images REGISTRY=host[/path]
+	@$(PY) -m scripts.images --registry "$(REGISTRY)" $(if $(IMAGES),--images $(IMAGES)) $(if $(NO_PUSH),--no-push)
 
 bench: deps-local ## vLLM direct vs through chat-api, plus direct again as the noise control (build/bench; BENCH_ARGS=...)
 	$(PY) -m scripts.bench --side-by-side --control --out build/bench $(BENCH_ARGS)
@@ -127,5 +131,5 @@ distclean: clean ## Remove everything `make` installed into the repository
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: up down status logs test test-unit test-chart test-integration test-e2e lint template bench \
+.PHONY: up down status logs test test-unit test-chart test-integration test-e2e lint template images bench \
 	cluster bootstrap doctor kubeconfig destroy deps deps-local deps-test clean distclean help

@@ -196,9 +196,26 @@ def lint_all() -> dict[Path, list[str]]:
     return {path: lint_chart(path) for path in chart_dirs()}
 
 
+def parse_set(assignments: Sequence[str]) -> dict[str, Any]:
+    """`--set a.b=c` pairs as nested values (strings only, like `helm --set-string`)."""
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise ChartError(
+                f"--set {assignment!r}: write it as KEY=VALUE, e.g. global.image.registry=r.example"
+            )
+        node = values
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return values
+
+
 def _cmd_template(args: argparse.Namespace) -> int:
     try:
-        sys.stdout.write(render_text(args.values, args.release, args.namespace))
+        sys.stdout.write(render_text(args.values, args.release, args.namespace, parse_set(args.set)))
     except ChartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -224,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     template = sub.add_parser("template", help="print the rendered manifests of charts/platform")
     template.add_argument("--values", "-f", action="append", default=[], help="values file (repeatable)")
+    template.add_argument("--set", action="append", default=[], help="KEY=VALUE string value (repeatable)")
     template.add_argument("--release", default="llama")
     template.add_argument("--namespace", default="llama")
     template.set_defaults(func=_cmd_template)

@@ -3,6 +3,7 @@ charts/platform/ci/, and the chart's own defaults. Each renders once per session
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -14,6 +15,17 @@ ENV_VALUES_DIR = chart.REPO / "values"
 SCENARIO_DIR = chart.UMBRELLA / "ci"
 RELEASE = "llama"
 NAMESPACE = "llama"
+# Where the tests say `make images` pushed chat-api and chat-ui: the chart refuses an install that
+# does not name it (those images are published nowhere else), so every case renders with it unless
+# its values files name one themselves.
+IMAGE_REGISTRY = "registry.example.com/llama"
+
+
+def with_image_registry(files: Iterable[Path], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`extra` on top of the `--set global.image.registry=IMAGE_REGISTRY` layer a user's install has."""
+    named = chart.merged_values(list(files)).get("global", {}).get("image", {}).get("registry")
+    layer: dict[str, Any] = {} if named else {"global": {"image": {"registry": IMAGE_REGISTRY}}}
+    return chart.deep_merge(layer, extra or {})
 
 
 @dataclass(frozen=True)
@@ -41,7 +53,9 @@ def all_cases() -> list[Case]:
 
 @cache
 def _render_cached(files: tuple[Path, ...]) -> tuple[dict[str, Any], ...]:
-    return tuple(chart.render(files, release=RELEASE, namespace=NAMESPACE))
+    return tuple(
+        chart.render(files, release=RELEASE, namespace=NAMESPACE, extra_values=with_image_registry(files))
+    )
 
 
 def rendered(case: Case) -> list[dict[str, Any]]:
@@ -51,7 +65,12 @@ def rendered(case: Case) -> list[dict[str, Any]]:
 
 def render_with(files: tuple[Path, ...] | list[Path], extra_values: dict[str, Any]) -> list[dict[str, Any]]:
     """Render with a `--set`-like layer on top; raises chart.ChartError with Helm's message."""
-    return chart.render(list(files), release=RELEASE, namespace=NAMESPACE, extra_values=extra_values)
+    return chart.render(
+        list(files),
+        release=RELEASE,
+        namespace=NAMESPACE,
+        extra_values=with_image_registry(files, extra_values),
+    )
 
 
 def find(manifests: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:

@@ -13,7 +13,11 @@ pytestmark = pytest.mark.chart
 
 def test_template_prints_every_manifest_with_its_source(capsys: pytest.CaptureFixture[str]) -> None:
     t4 = str(cases.ENV_VALUES_DIR / "aws-t4.yaml")
-    assert chart.main(["template", "--values", t4, "--release", "demo", "--namespace", "ai"]) == 0
+    registry = f"global.image.registry={cases.IMAGE_REGISTRY}"
+    assert (
+        chart.main(["template", "--values", t4, "--set", registry, "--release", "demo", "--namespace", "ai"])
+        == 0
+    )
     out = capsys.readouterr().out
     docs = [d for d in yaml.safe_load_all(out) if d]
     assert ("Deployment", "demo-vllm") in {(d["kind"], d["metadata"]["name"]) for d in docs}
@@ -25,7 +29,10 @@ def test_template_merges_several_values_files_in_order(tmp_path, capsys: pytest.
     override = tmp_path / "short-context.yaml"
     override.write_text("vllm-llama:\n  vllm:\n    maxModelLen: 4096\n")
     t4 = str(cases.ENV_VALUES_DIR / "aws-t4.yaml")
-    assert chart.main(["template", "-f", t4, "-f", str(override)]) == 0
+    assert (
+        chart.main(["template", "-f", t4, "-f", str(override), "--set", "global.image.registry=r.example"])
+        == 0
+    )
     deployment = next(
         d
         for d in yaml.safe_load_all(capsys.readouterr().out)
@@ -41,8 +48,23 @@ def test_template_merges_several_values_files_in_order(tmp_path, capsys: pytest.
 def test_template_exits_non_zero_with_helms_message_on_bad_values(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("vllm-llama:\n  vllm:\n    dtype: bfloat16\n")
-    assert chart.main(["template", "-f", str(cases.ENV_VALUES_DIR / "aws-t4.yaml"), "-f", str(bad)]) == 1
+    t4 = str(cases.ENV_VALUES_DIR / "aws-t4.yaml")
+    assert chart.main(["template", "-f", t4, "-f", str(bad), "--set", "global.image.registry=r.example"]) == 1
     assert "set vllm-llama.vllm.dtype: half" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("values_file", ["aws-t4.yaml", "aws-a10g.yaml", "local-cpu.yaml"])
+def test_template_without_a_registry_for_the_platform_images_says_to_run_make_images(
+    values_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert chart.main(["template", "-f", str(cases.ENV_VALUES_DIR / values_file)]) == 1
+    err = capsys.readouterr().err
+    assert "The chat-api and chat-ui images are published nowhere" in err
+    assert "make images REGISTRY=<registry>" in err and "--set global.image.registry=" in err
+
+
+def test_helm_lint_is_not_refused_for_want_of_a_registry() -> None:
+    assert chart.lint_chart(chart.UMBRELLA) == []
 
 
 def test_lint_command_lints_every_chart_directory(capsys: pytest.CaptureFixture[str]) -> None:

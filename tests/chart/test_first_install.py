@@ -28,11 +28,12 @@ WITH_METRICS_SERVER = (*chart.API_VERSIONS, "metrics.k8s.io/v1beta1")
 
 def _render(files: tuple[Path, ...], api_versions: tuple[str, ...], extra: dict[str, Any] | None = None):
     return chart.render(list(files), release=cases.RELEASE, namespace=cases.NAMESPACE,
-                        extra_values=extra, api_versions=api_versions)  # fmt: skip
+                        extra_values=cases.with_image_registry(files, extra),
+                        api_versions=api_versions)  # fmt: skip
 
 
 def _notes(extra: dict[str, Any] | None = None, api_versions: tuple[str, ...] = KUBEADM) -> str:
-    values = chart.merged_values(list(T4), extra)
+    values = chart.merged_values(list(T4), cases.with_image_registry(T4, extra))
     return chart.render_templates(values, cases.RELEASE, cases.NAMESPACE, api_versions)[
         "platform/templates/NOTES.txt"
     ]

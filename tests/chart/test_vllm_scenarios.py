@@ -47,7 +47,8 @@ def test_local_cpu_runs_the_cpu_image_without_any_gpu_request_or_gpu_placement()
 
 
 def test_monitoring_auto_renders_no_servicemonitor_where_the_crd_is_absent() -> None:
-    values = chart.merged_values([cases.ENV_VALUES_DIR / "aws-t4.yaml"])
+    t4 = [cases.ENV_VALUES_DIR / "aws-t4.yaml"]
+    values = chart.merged_values(t4, cases.with_image_registry(t4))
     templates = chart.render_templates(values, api_versions=())
     assert not any("kind: ServiceMonitor" in text for text in templates.values())
 
@@ -85,7 +86,8 @@ def test_token_given_as_a_value_becomes_a_secret_and_appears_nowhere_else() -> N
     assert set(secret["data"]) == {"token"}
     others = [m for m in manifests if m["kind"] != "Secret"]
     assert "hf_not_a_real_token" not in repr(others)
-    notes = chart.render_templates(chart.merged_values([cases.SCENARIO_DIR / "hf-token-from-value.yaml"]))
+    files = [cases.SCENARIO_DIR / "hf-token-from-value.yaml"]
+    notes = chart.render_templates(chart.merged_values(files, cases.with_image_registry(files)))
     assert "hf_not_a_real_token" not in notes["platform/templates/NOTES.txt"]
 
 
@@ -98,10 +100,12 @@ def test_baked_weights_image_skips_the_download_and_the_https_egress() -> None:
     assert [p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]] == [53, 53]
 
 
-def test_registry_mirror_rewrites_every_image_and_adds_pull_secrets() -> None:
+def test_registry_mirror_rewrites_every_third_party_image_and_adds_pull_secrets() -> None:
     manifests = _scenario("registry-mirror.yaml")
     pod, vllm = _vllm(manifests)
     assert vllm["image"].startswith("mirror.internal.example:5000/vllm/vllm-openai@sha256:")
+    api = cases.find(manifests, "Deployment", "llama-chat-api")["spec"]["template"]["spec"]["containers"][0]
+    assert api["image"] == "registry.internal.example:5000/team/llama-platform/chat-api:0.1.0"
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
     assert pod["runtimeClassName"] == "nvidia"
     test_pod = cases.find(manifests, "Pod", "llama-test-completion")

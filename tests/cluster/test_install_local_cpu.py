@@ -75,7 +75,13 @@ async def test_local_cpu_release_installs_becomes_ready_and_passes_helm_test(
 
     helm = Client(kubeconfig=reachable_kubeconfig, default_timeout=f"{READY_TIMEOUT_S}s")
     platform = await helm.get_chart(chart.UMBRELLA)
-    values = chart.merged_values([VALUES])
+    registry = os.environ.get("LLAMA_IMAGE_REGISTRY", "")
+    if not registry:
+        pytest.skip(
+            "LLAMA_IMAGE_REGISTRY is unset: chat-api and chat-ui exist only where `make images "
+            "REGISTRY=...` pushed them; set LLAMA_IMAGE_REGISTRY to that registry"
+        )
+    values = chart.merged_values([VALUES], {"global": {"image": {"registry": registry}}})
     try:
         revision = await helm.install_or_upgrade_release(
             RELEASE, platform, values, namespace=namespace, wait=True, timeout=f"{READY_TIMEOUT_S}s"

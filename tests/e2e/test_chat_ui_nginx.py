@@ -21,6 +21,7 @@ import pytest
 
 from scripts import chart
 from scripts.localstack.process import REPO_ROOT, ManagedProcess, free_port, http_ok
+from tests.chart import cases
 from tests.e2e.browser import Page
 from tests.e2e.chat_page import (
     LAST_ANSWER,
@@ -64,7 +65,7 @@ def chart_configmap(api_upstream: str) -> dict[str, str]:
         [],
         release="llama",
         namespace="llama",
-        extra_values={"chat-ui": {"apiProxy": {"upstream": api_upstream}}},
+        extra_values=cases.with_image_registry([], {"chat-ui": {"apiProxy": {"upstream": api_upstream}}}),
     )
     return next(
         m for m in manifests if m["kind"] == "ConfigMap" and m["metadata"]["name"] == "llama-chat-ui"

@@ -229,8 +229,11 @@ def test_apply_then_destroy_on_moto_feeds_the_bootstrap_inventory(
 
         iam = session.client("iam", endpoint_url=moto_server["AWS_ENDPOINT_URL"])
         gpu_policies = iam.list_role_policies(RoleName="llama-gpu-worker")["PolicyNames"]
-        assert gpu_policies == ["model-cache-read"]
-        assert iam.list_role_policies(RoleName="llama-control-plane")["PolicyNames"] == []
+        # ecr-pull-platform-images: terraform/ecr.tf (issue 14), pull-only on the platform's repositories.
+        assert sorted(gpu_policies) == ["ecr-pull-platform-images", "model-cache-read"]
+        assert iam.list_role_policies(RoleName="llama-control-plane")["PolicyNames"] == [
+            "ecr-pull-platform-images"
+        ]
         attached = iam.list_attached_role_policies(RoleName="llama-worker")["AttachedPolicies"]
         assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
     finally:

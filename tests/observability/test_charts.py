@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from scripts import chart
+from tests.chart import cases
 from tests.observability import support
 
 pytestmark = pytest.mark.chart
@@ -20,7 +21,8 @@ RELEASE = "llama"
 
 
 def render(files: tuple[Path, ...] = (T4,), extra: dict[str, Any] | None = None, **kwargs: Any) -> list[dict]:
-    return chart.render(list(files), release=RELEASE, namespace="llama", extra_values=extra or {}, **kwargs)
+    extra_values = cases.with_image_registry(files, extra)
+    return chart.render(list(files), release=RELEASE, namespace="llama", extra_values=extra_values, **kwargs)
 
 
 def of(manifests: list[dict], kind: str) -> list[dict]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from scripts import chart
+from tests.chart import cases
 from scripts.localstack.process import REPO_ROOT
 
 pytestmark = pytest.mark.chart
@@ -21,7 +22,10 @@ NAME = "llama-chat-ui"
 def render(values_file: str | None = None, **extra: Any) -> list[dict[str, Any]]:
     files = [REPO_ROOT / values_file] if values_file else []
     return chart.render(
-        files, release="llama", namespace="llama", extra_values={"chat-ui": extra} if extra else None
+        files,
+        release="llama",
+        namespace="llama",
+        extra_values=cases.with_image_registry(files, {"chat-ui": extra} if extra else None),
     )
 
 
@@ -103,7 +107,7 @@ def test_ingress_routes_the_host_to_the_ui_service() -> None:
 
 def test_chat_ui_can_be_switched_off() -> None:
     manifests = chart.render(
-        [], release="llama", namespace="llama", extra_values={"chat-ui": {"enabled": False}}
+        [], release="llama", namespace="llama", extra_values=cases.with_image_registry([], {"chat-ui": {"enabled": False}})
     )
     assert not [m for m in manifests if m["metadata"]["name"] == NAME]
 
@@ -133,5 +137,6 @@ def test_contradictory_values_fail_with_a_sentence_naming_the_fix(
     ],
 )
 def test_install_notes_say_where_to_open_the_chat(values_file: str, how_to_open: str) -> None:
-    rendered = chart.render_templates(chart.merged_values([REPO_ROOT / values_file]))
+    files = [REPO_ROOT / values_file]
+    rendered = chart.render_templates(chart.merged_values(files, cases.with_image_registry(files)))
     assert how_to_open in rendered["platform/templates/NOTES.txt"]

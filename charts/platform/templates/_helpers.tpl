@@ -20,10 +20,10 @@ app.kubernetes.io/part-of: llama-platform
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end }}
 
-{{/* An image reference, with global.image.registry replacing the registry when set. */}}
+{{/* A third-party image reference, with global.image.mirror replacing the registry when set. */}}
 {{- define "platform.image" -}}
 {{- $repo := .image.repository -}}
-{{- $registry := .global.image.registry | default "" -}}
+{{- $registry := .global.image.mirror | default "" -}}
 {{- if $registry -}}
 {{- $parts := splitList "/" $repo -}}
 {{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts))) -}}
@@ -33,4 +33,24 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- else -}}
 {{- printf "%s:%s" $repo .image.tag -}}
 {{- end -}}
+{{- end }}
+
+{{/*
+The platform's own images (chat-api, chat-ui) exist only where `make images` pushed them: an
+unqualified repository (no registry host) needs global.image.registry. "" when it can be pulled.
+*/}}
+{{- define "platform.unpublishedImages" -}}
+{{- $missing := list -}}
+{{- range $name := list "chat-api" "chat-ui" -}}
+{{- $sub := index $.Values $name -}}
+{{- if $sub.enabled -}}
+{{- $repo := dig "image" "repository" (printf "llama-platform/%s" $name) $sub -}}
+{{- $first := first (splitList "/" $repo) -}}
+{{- $qualified := and (contains "/" $repo) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- if and (not $qualified) (not $.Values.global.image.registry) -}}
+{{- $missing = append $missing $name -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{ join " and " $missing }}
 {{- end }}

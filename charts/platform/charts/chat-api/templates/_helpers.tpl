@@ -27,21 +27,23 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end -}}
 {{- end }}
 
-{{/* The image reference: global.image.registry replaces the registry; a digest wins over the tag. */}}
+{{/*
+The image reference. This image exists only where `make images` pushed it: an unqualified
+repository (llama-platform/chat-api) goes under global.image.registry; a repository with a registry
+host is used as given. The tag defaults to the chart's appVersion, which `make images` tags with.
+A digest wins over the tag.
+*/}}
 {{- define "chat-api.image" -}}
 {{- $repo := .Values.image.repository -}}
-{{- $registry := .Values.global.image.registry | default "" -}}
-{{- if $registry -}}
-{{- $parts := splitList "/" $repo -}}
-{{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts))) -}}
-{{- $repo = join "/" (rest $parts) -}}
-{{- end -}}
-{{- $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo -}}
+{{- $first := first (splitList "/" $repo) -}}
+{{- $qualified := and (contains "/" $repo) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- if and (not $qualified) .Values.global.image.registry -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .Values.global.image.registry) $repo -}}
 {{- end -}}
 {{- if .Values.image.digest -}}
 {{ printf "%s@%s" $repo .Values.image.digest }}
 {{- else -}}
-{{ printf "%s:%s" $repo .Values.image.tag }}
+{{ printf "%s:%s" $repo (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end -}}
 {{- end }}
 

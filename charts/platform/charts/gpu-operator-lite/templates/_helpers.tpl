@@ -24,10 +24,10 @@ app.kubernetes.io/name: {{ .name }}
 app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 {{- end -}}
 
-{{/* An image reference; global.image.registry (a mirror) replaces the registry part. */}}
+{{/* An image reference; global.image.mirror replaces the registry part. */}}
 {{- define "gol.image" -}}
 {{- $repo := .image.repository -}}
-{{- with .global.image.registry -}}
+{{- with .global.image.mirror -}}
 {{- $repo = printf "%s/%s" (trimSuffix "/" .) (regexReplaceAll "^[^/]+/" $repo "") -}}
 {{- end -}}
 {{- printf "%s:%s" $repo .image.tag -}}

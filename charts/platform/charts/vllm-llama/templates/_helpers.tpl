@@ -48,10 +48,10 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- if ne .Values.gpu.profile "cpu" }}true{{ end -}}
 {{- end }}
 
-{{/* The image reference: global.image.registry replaces the registry; a digest wins over the tag. */}}
+{{/* The image reference: global.image.mirror replaces the registry; a digest wins over the tag. */}}
 {{- define "vllm-llama.image" -}}
 {{- $repo := .Values.image.repository -}}
-{{- $registry := .Values.global.image.registry | default "" -}}
+{{- $registry := .Values.global.image.mirror | default "" -}}
 {{- if $registry -}}
 {{- $parts := splitList "/" $repo -}}
 {{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts))) -}}
