@@ -171,10 +171,7 @@ def convert(gguf: Path, target: Path) -> None:
     """De-quantise the GGUF with transformers and save float32 safetensors + tokenizer into `target`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-    from transformers.utils import logging as transformers_logging
 
-    if not sys.stderr.isatty():
-        transformers_logging.disable_progress_bar()  # a bar per tensor would flood a log file
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     # transformers marks a model loaded from GGUF as quantised and refuses to save it; its weights
@@ -243,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"target (default {DEFAULT_OUT})")
     parser.add_argument("--force", action="store_true", help="prepare again even when a complete copy exists")
     args = parser.parse_args(argv)
+    if not sys.stderr.isatty():
+        # transformers' per-tensor progress bar (tqdm) would flood a log file; read at tqdm's import.
+        os.environ.setdefault("TQDM_DISABLE", "1")
     if not args.force and is_complete(args.out.resolve()):
         say(f"{DISPLAY_NAME} already prepared: {args.out.resolve()} (recipe {recipe_hash()})")
         return 0
