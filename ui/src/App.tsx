@@ -133,7 +133,13 @@ export function App({ config }: { config: RuntimeConfig }) {
       const draftTokens = Math.ceil(estimateTokens(text) * scale);
       if (!settings || !contextTokens) return { note: text.trim() ? `≈ ${formatTokens(draftTokens)} tokens` : "", blocked: "" };
       const draft: Message = { id: "draft", role: "user", content: text, status: "complete" };
-      const next = planContext([...sendable, draft], settings.systemPrompt, contextTokens, settings.maxTokens, scale);
+      const next = planContext(
+        text.trim() ? [...sendable, draft] : sendable,
+        settings.systemPrompt,
+        contextTokens,
+        settings.maxTokens,
+        scale,
+      );
       const note =
         `${text.trim() ? `≈ ${formatTokens(draftTokens)} tokens · ` : ""}` +
         `context ≈ ${formatTokens(next.promptTokens)} of ${formatTokens(contextTokens)}` +

@@ -3,7 +3,14 @@
 
 import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { type ChatClient, isAbort } from "../lib/api";
-import { type ContextPlan, contextOverflowTokens, formatTokens, planContext, TokenScale } from "../lib/context";
+import {
+  type ContextPlan,
+  contextOverflowTokens,
+  formatTokens,
+  MIN_LEARNING_TOKENS,
+  planContext,
+  TokenScale,
+} from "../lib/context";
 import { ApiError, describeError, type Problem } from "../lib/errors";
 import {
   type Action,
@@ -44,7 +51,7 @@ export function tooLongProblem(tokens: number, contextTokens: number): Problem {
   return {
     title: "This message is too long for the model",
     action:
-      `It is about ${formatTokens(tokens)} tokens with the system prompt; the model's context holds ` +
+      `It needs about ${formatTokens(tokens)} tokens; the model's context holds ` +
       `${formatTokens(contextTokens)} tokens, answer included. Shorten it or split it (Edit), then send again.`,
     retryable: false,
   };
@@ -166,7 +173,8 @@ export function useChat(client: ChatClient, options: Options) {
                 flushTimer ??= setTimeout(flush, FLUSH_MS);
               } else if (event.type === "done") {
                 const { timings, usage, finish_reason } = event.data;
-                if (usage?.prompt_tokens) tokenScale.learn(model, plan.promptTokens, usage.prompt_tokens);
+                if (usage?.prompt_tokens && plan.promptTokens >= MIN_LEARNING_TOKENS)
+                  tokenScale.learn(model, plan.promptTokens, usage.prompt_tokens);
                 finish({
                   status: finish_reason === "abort" ? "stopped" : "complete",
                   stats: {

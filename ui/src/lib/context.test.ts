@@ -59,12 +59,20 @@ describe("planContext", () => {
     expect(plan.promptTokens + plan.maxTokens).toBeLessThanOrEqual(2048);
   });
 
-  it("lowers max tokens to the room left by the newest message (1800 of 2048 no longer fails)", () => {
+  it("keeps the history with a large max tokens and asks for what the prompt leaves (1800 of 2048)", () => {
     const messages = [user("1", "first"), bot("2", words(200)), user("3", words(300))];
     const plan = planContext(messages, "", 2048, 1800);
-    expect(plan.promptTokens + plan.maxTokens).toBeLessThanOrEqual(2048);
+    expect(plan.dropped).toBe(0);
     expect(plan.fits).toBe(true);
+    expect(plan.maxTokens).toBe(2048 - plan.promptTokens);
     expect(plan.maxTokens).toBeLessThan(1800);
+  });
+
+  it("keeps at most a quarter of the context for the answer when choosing history", () => {
+    const messages = [user("1", words(500)), bot("2", "ok"), user("3", words(300))];
+    expect(planContext(messages, "", 2048, 2048).dropped).toBe(0); // 2048 max tokens: reserve 512
+    expect(planContext(messages, "", 2048, 1024).dropped).toBe(0);
+    expect(planContext(messages, "", 1600, 1024).dropped).toBe(2);
   });
 
   it("says when the newest message alone leaves no room for an answer", () => {
@@ -97,6 +105,7 @@ describe("learning the estimate from the server", () => {
     expect(scale.learn("tiny", 100, 250)).toBeCloseTo(2.75);
     expect(new TokenScale(storage).of("tiny")).toBeCloseTo(2.75);
     expect(scale.learn("llama", 100, 60)).toBe(1);
+    expect(scale.learn("tiny", 100, 50)).toBeCloseTo(2.75); // a short prompt (mostly template) does not lower it
   });
 
   it("plans with the scale: the same text costs more for a model with a hungrier tokenizer", () => {

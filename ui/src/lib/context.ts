@@ -42,7 +42,7 @@ export interface ContextPlan {
 }
 
 /**
- * Which messages fit: newest first while the estimate plus `maxTokens` stays within `contextTokens`;
+ * Which messages fit: newest first while the estimate plus the answer's reserve stays within `contextTokens`;
  * the newest message is always the last one kept. Without a known context length everything is sent.
  * A kept history never starts with an answer whose question was left out.
  */
@@ -60,9 +60,13 @@ export function planContext(
   if (!contextTokens || messages.length === 0)
     return { kept: messages, dropped: 0, promptTokens: total, maxTokens, fits: true };
 
+  // Room kept for the answer while deciding what history fits: max tokens, but never more than a
+  // quarter of the context, so a large max tokens does not starve the conversation of its history.
+  // What the answer then gets is what the prompt leaves (vLLM 0.32 clamps max_tokens the same way).
+  const reserve = Math.min(maxTokens, Math.max(MIN_ANSWER_TOKENS, Math.floor(contextTokens / 4)));
   let first = messages.length - 1;
   let used = fixed + cost(messages[first]);
-  while (first > 0 && used + cost(messages[first - 1]) + maxTokens <= contextTokens) {
+  while (first > 0 && used + cost(messages[first - 1]) + reserve <= contextTokens) {
     first--;
     used += cost(messages[first]);
   }
@@ -89,6 +93,9 @@ export function formatTokens(n: number): string {
 const SCALE_KEY = "llama-chat.token-scale.v1";
 const MAX_SCALE = 8;
 
+/** Answers to shorter prompts teach nothing: their count is mostly the chat template's. */
+export const MIN_LEARNING_TOKENS = 200;
+
 /** Per model: real tokens / estimated tokens (>= 1: the estimate only ever gets more careful). */
 export class TokenScale {
   private scales: Record<string, number>;
@@ -109,10 +116,13 @@ export class TokenScale {
     return this.scales[model] ?? 1;
   }
 
-  /** An answer's usage: the estimate of what was sent against the server's prompt_tokens (10% margin). */
+  /**
+   * The estimate of what was sent against the server's count (10% margin). The scale only rises: a
+   * short prompt is mostly template tokens and would pull it down, and too careful only costs history.
+   */
   learn(model: string, estimated: number, actual: number, margin = 1.1): number {
     if (!(estimated > 0 && actual > 0)) return this.of(model);
-    const scale = Math.min(MAX_SCALE, Math.max(1, (this.of(model) * actual * margin) / estimated));
+    const scale = Math.min(MAX_SCALE, Math.max(this.of(model), (this.of(model) * actual * margin) / estimated));
     this.scales[model] = scale;
     try {
       this.storage?.setItem(SCALE_KEY, JSON.stringify(this.scales));
