@@ -145,6 +145,13 @@ class Page:
     def color_scheme(self, scheme: str) -> None:
         self.call("colorScheme", scheme=scheme)
 
+    def route_json(self, glob: str, body: str) -> None:
+        """Answer requests matching `glob` with `body` (JSON) from now on."""
+        self.call("routeJson", glob=glob, body=body)
+
+    def wheel(self, x: int, y: int, dy: int) -> None:
+        self.call("wheel", x=x, y=y, dy=dy)
+
     def seen(self) -> dict[str, list[str]]:
         return dict(self.call("seen"))
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from scripts.localstack import chat_api as chat_api_proc
+from scripts.localstack import ui as ui_proc
+from scripts.localstack.process import ManagedProcess, free_port
 from tests.e2e.browser import UI_DIR, Page, browser_unavailable
 from tests.e2e.chat_page import LOGS
+from tests.fixtures.stack import ChatApiServer
 
 
 def _newest_source_mtime() -> float:
@@ -45,3 +50,46 @@ def page(request: pytest.FixtureRequest) -> Iterator[Page]:
     errors = [e for e in seen["console"] if e.startswith("error") and "Failed to load resource" not in e]
     assert not seen["pageErrors"], f"uncaught errors in the page: {seen['pageErrors']}"
     assert not errors, f"console errors in the page: {errors}"
+
+
+@dataclass
+class UiStack:
+    """A UI server and the chat-api it talks to (cross-origin, as `make up` runs them)."""
+
+    ui_url: str
+    api: ChatApiServer
+
+    def stop_api(self) -> None:
+        self.api.process.stop()
+
+    def restart_api(self) -> None:
+        """The same chat-api again, on the same port (the page keeps its apiBaseUrl)."""
+        log = LOGS / f"chat-api-restarted-{self.api.port}.log"
+        proc = chat_api_proc.start_chat_api(self.api.port, self.api.upstream_url, log, env=self.api.env)
+        self.api = ChatApiServer(
+            base_url=self.api.base_url, process=proc, upstream_url=self.api.upstream_url, env=self.api.env
+        )
+
+
+@pytest.fixture
+def ui_stack_factory(ui_dist: Path, chat_api_factory) -> Iterator[Callable[..., UiStack]]:
+    """For an upstream URL: an extra chat-api (shared fixture factory) allowing the UI's origin via
+    CHAT_API_CORS_ORIGINS, and a UI server (scripts/localstack/ui.py) whose config.json points at it."""
+    servers: list[ManagedProcess] = []
+    stacks: list[UiStack] = []
+
+    def make(upstream_url: str, env: dict[str, str] | None = None) -> UiStack:
+        ui_port = free_port()
+        ui_url = f"http://127.0.0.1:{ui_port}"
+        api = chat_api_factory(
+            env={"CHAT_API_CORS_ORIGINS": ui_url, **(env or {})}, upstream_url=upstream_url
+        )
+        servers.append(ui_proc.start_ui(ui_dist, ui_port, api.base_url, LOGS / f"ui-{ui_port}.log"))
+        stacks.append(UiStack(ui_url, api))
+        return stacks[-1]
+
+    yield make
+    for stack in stacks:
+        stack.api.process.stop()  # a restarted chat-api is not the factory's to stop
+    for proc in servers:
+        proc.stop()

@@ -1,82 +1,33 @@
 """The chat UI in a real headless Chromium, against the built ui/dist, real chat-api and real vLLM CPU.
 
 Each test is one thing a person does in the page. Screenshots of the main states go to
-test-artifacts/screenshots/ for review. Where one exact model reply or a loading model is needed,
-`FakeOpenAIUpstream` (tests/e2e/doubles.py, a named test double) stands where vLLM would be, with the
-real chat-api in front of it.
+test-artifacts/screenshots/ for review. Where one exact model reply is needed, `FakeOpenAIUpstream`
+(tests/e2e/doubles.py, a named test double) stands where vLLM would be, with the real chat-api in
+front of it. The cold start (a real vLLM started after the UI) and the other daily-use scenarios of
+issue 19 are in test_chat_ui_daily_use.py.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from scripts.localstack import chat_api as chat_api_proc
-from scripts.localstack import ui as ui_proc
-from scripts.localstack.process import ManagedProcess, free_port
 from tests.e2e.browser import Page
 from tests.e2e.chat_page import (
     COMPOSER,
     JS_LAST_ANSWER,
     LAST_ANSWER,
-    LOGS,
     open_chat,
     record_answer_lengths,
     send,
     set_max_tokens,
 )
 from tests.e2e.doubles import FakeOpenAIUpstream
-from tests.fixtures.stack import ChatApiServer, VllmServer
+from tests.fixtures.stack import VllmServer
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class UiStack:
-    """A UI server and the chat-api it talks to (cross-origin, as `make up` runs them)."""
-
-    ui_url: str
-    api: ChatApiServer
-
-    def stop_api(self) -> None:
-        self.api.process.stop()
-
-    def restart_api(self) -> None:
-        """The same chat-api again, on the same port (the page keeps its apiBaseUrl)."""
-        log = LOGS / f"chat-api-restarted-{self.api.port}.log"
-        proc = chat_api_proc.start_chat_api(self.api.port, self.api.upstream_url, log, env=self.api.env)
-        self.api = ChatApiServer(
-            base_url=self.api.base_url, process=proc, upstream_url=self.api.upstream_url, env=self.api.env
-        )
-
-
-@pytest.fixture
-def ui_stack_factory(ui_dist: Path, chat_api_factory) -> Iterator[Callable[..., UiStack]]:
-    """For an upstream URL: an extra chat-api (shared fixture factory) allowing the UI's origin via
-    CHAT_API_CORS_ORIGINS, and a UI server (scripts/localstack/ui.py) whose config.json points at it."""
-    servers: list[ManagedProcess] = []
-    stacks: list[UiStack] = []
-
-    def make(upstream_url: str, env: dict[str, str] | None = None) -> UiStack:
-        ui_port = free_port()
-        ui_url = f"http://127.0.0.1:{ui_port}"
-        api = chat_api_factory(
-            env={"CHAT_API_CORS_ORIGINS": ui_url, **(env or {})}, upstream_url=upstream_url
-        )
-        servers.append(ui_proc.start_ui(ui_dist, ui_port, api.base_url, LOGS / f"ui-{ui_port}.log"))
-        stacks.append(UiStack(ui_url, api))
-        return stacks[-1]
-
-    yield make
-    for stack in stacks:
-        stack.api.process.stop()  # a restarted chat-api is not the factory's to stop
-    for proc in servers:
-        proc.stop()
 
 
 # ---------------------------------------------------------------- tests against real vLLM
@@ -261,26 +212,6 @@ def test_model_reply_with_html_renders_as_text_not_markup(page: Page, ui_stack_f
         page.click(f"{LAST_ANSWER} button.copy-code")
         assert page.eval("navigator.clipboard.readText()").startswith("def greet(name):")
         assert upstream.requests[-1]["messages"][-1] == {"role": "user", "content": "Show me HTML"}
-
-
-def test_loading_model_is_shown_with_elapsed_time_until_ready(page: Page, ui_stack_factory) -> None:
-    with FakeOpenAIUpstream("Ready now.") as upstream:
-        upstream.ready = False
-        stack = ui_stack_factory(upstream.url)
-        page.goto(stack.ui_url)
-        page.wait_for(".banner[data-state=loading]", timeout=20)
-        elapsed_shown = r"/\(([2-9]|\d\d+) s so far\)/.test(document.querySelector('.banner').innerText)"
-        page.wait_until(elapsed_shown, timeout=20)
-        page.fill(COMPOSER, "Hello")
-        assert not page.enabled("button[type=submit]"), "sending waits for the model"
-        assert "still loading" in page.text("#composer-hint")
-        page.screenshot("08-model-loading")
-
-        upstream.ready = True
-        page.wait_for(".banner[data-state=loading]", state="detached", timeout=20)
-        page.press(COMPOSER, "Enter")
-        page.wait_for(f"{LAST_ANSWER}[data-status=complete]", timeout=30)
-        assert page.text(f"{LAST_ANSWER} .markdown") == "Ready now."
 
 
 def test_phone_layout_in_dark_mode_fits_the_screen(page: Page, ui_stack_factory) -> None:

@@ -140,3 +140,13 @@ def test_install_notes_say_where_to_open_the_chat(values_file: str, how_to_open:
     files = [REPO_ROOT / values_file]
     rendered = chart.render_templates(chart.merged_values(files, cases.with_image_registry(files)))
     assert how_to_open in rendered["platform/templates/NOTES.txt"]
+
+
+def test_team_defaults_reach_config_json_and_bad_saved_prompts_fail_at_render() -> None:
+    prompts = [{"title": "Code reviewer", "text": "Review the code I paste: bugs first."}]
+    manifests = render(config={"defaultSystemPrompt": "You help the ACME team.", "savedPrompts": prompts})
+    config = json.loads(one(manifests, "ConfigMap")["data"]["config.json"])
+    assert config["defaultSystemPrompt"] == "You help the ACME team."
+    assert config["savedPrompts"] == prompts
+    with pytest.raises(Exception, match="savedPrompts"):
+        render(config={"savedPrompts": [{"title": "no text"}]})

@@ -63,6 +63,9 @@ const ops = {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   },
+  selectOption: ({ selector, value }) => page.locator(selector).first().selectOption(value),
+  // A key pressed wherever the focus is (no element to aim at: Tab through a focus trap).
+  keyboard: ({ key }) => page.keyboard.press(key),
   text: ({ selector }) => page.locator(selector).first().innerText(),
   texts: ({ selector }) => page.locator(selector).allInnerTexts(),
   count: ({ selector }) => page.locator(selector).count(),
@@ -73,6 +76,14 @@ const ops = {
   screenshot: ({ path, fullPage = false }) => page.screenshot({ path, fullPage }).then(() => path),
   viewport: ({ width, height }) => page.setViewportSize({ width, height }),
   colorScheme: ({ scheme }) => page.emulateMedia({ colorScheme: scheme }),
+  // Serve `body` as JSON for requests matching `glob` (e.g. a config.json rendered by the chart).
+  routeJson: ({ glob, body }) =>
+    page.route(glob, (route) => route.fulfill({ status: 200, contentType: "application/json", body })),
+  // Mouse wheel over the page (a reader scrolling up), at the viewport point x, y.
+  wheel: async ({ x, y, dy }) => {
+    await page.mouse.move(x, y);
+    await page.mouse.wheel(0, dy);
+  },
   seen: () => seen,
   close: async () => {
     await context.close();

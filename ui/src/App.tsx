@@ -5,7 +5,7 @@ import { SettingsPanel } from "./components/SettingsPanel";
 import { Sidebar } from "./components/Sidebar";
 import { ModelNote } from "./components/ModelNote";
 import { StatusBanner } from "./components/StatusBanner";
-import { type Target, useChat } from "./hooks/useChat";
+import { type Target, tokenScale, useChat } from "./hooks/useChat";
 import { useFollowScroll } from "./hooks/useFollowScroll";
 import { useMediaQuery } from "./hooks/useMediaQuery";
 import { useNow, useReadiness } from "./hooks/useReadiness";
@@ -75,10 +75,18 @@ export function App({ config }: { config: RuntimeConfig }) {
   // Another conversation: whatever was being edited there is not edited here.
   useEffect(() => setEditingId(null), [active?.id]);
 
+  const returnToMenu = useRef(false);
   const closeDrawer = useCallback(() => {
+    returnToMenu.current = true;
     setSidebarOpen(false);
-    menuRef.current?.focus();
   }, []);
+  // Back to the menu button once the drawer is closed (the page behind it is inert until then).
+  useEffect(() => {
+    if (!sidebarOpen && returnToMenu.current) {
+      returnToMenu.current = false;
+      menuRef.current?.focus();
+    }
+  }, [sidebarOpen]);
 
   const newConversation = useCallback(() => {
     chat.newConversation();
@@ -114,19 +122,27 @@ export function App({ config }: { config: RuntimeConfig }) {
 
   // Which of the shown messages still fit the model's context: a line marks where sending starts.
   const sendable = useMemo(() => sendableMessages(messages), [messages]);
+  const scale = tokenScale.of(target.model); // learnt from the server's token counts
   const plan = useMemo(
-    () => planContext(sendable, settings?.systemPrompt ?? "", contextTokens, settings?.maxTokens ?? 0),
-    [sendable, settings?.systemPrompt, settings?.maxTokens, contextTokens],
+    () => planContext(sendable, settings?.systemPrompt ?? "", contextTokens, settings?.maxTokens ?? 0, scale),
+    [sendable, settings?.systemPrompt, settings?.maxTokens, contextTokens, scale],
   );
   const firstSentId = plan.dropped > 0 ? plan.kept[0]?.id : undefined;
 
   const checkDraft = useCallback(
     (text: string): DraftCheck => {
-      if (!settings || !contextTokens) return { note: text.trim() ? `≈ ${formatTokens(estimateTokens(text))} tokens` : "", blocked: "" };
+      const draftTokens = Math.ceil(estimateTokens(text) * scale);
+      if (!settings || !contextTokens) return { note: text.trim() ? `≈ ${formatTokens(draftTokens)} tokens` : "", blocked: "" };
       const draft: Message = { id: "draft", role: "user", content: text, status: "complete" };
-      const next = planContext([...sendable, draft], settings.systemPrompt, contextTokens, settings.maxTokens);
+      const next = planContext(
+        text.trim() ? [...sendable, draft] : sendable,
+        settings.systemPrompt,
+        contextTokens,
+        settings.maxTokens,
+        scale,
+      );
       const note =
-        `${text.trim() ? `≈ ${formatTokens(estimateTokens(text))} tokens · ` : ""}` +
+        `${text.trim() ? `≈ ${formatTokens(draftTokens)} tokens · ` : ""}` +
         `context ≈ ${formatTokens(next.promptTokens)} of ${formatTokens(contextTokens)}` +
         (next.dropped > 0 ? ` · oldest ${next.dropped} left out` : "");
       const blocked =
@@ -136,14 +152,16 @@ export function App({ config }: { config: RuntimeConfig }) {
           : "";
       return { note, blocked };
     },
-    [settings, contextTokens, sendable],
+    [settings, contextTokens, sendable, scale],
   );
 
   const blockedReason =
     waitS > 0
       ? `Rate limited: you can send again in ${waitS} s.`
-      : readiness?.state === "loading" || readiness?.state === "starting"
-        ? "The model is still loading; you can send as soon as it is ready."
+      : readiness?.state === "loading" ||
+          readiness?.state === "starting" ||
+          (readiness?.state === "unavailable" && !wasReady)
+        ? "The model is still starting; you can send as soon as it is ready."
         : "";
 
   const onSend = useCallback(

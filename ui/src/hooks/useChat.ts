@@ -3,7 +3,14 @@
 
 import { useCallback, useEffect, useReducer, useRef, useState } from "react";
 import { type ChatClient, isAbort } from "../lib/api";
-import { formatTokens, planContext } from "../lib/context";
+import {
+  type ContextPlan,
+  contextOverflowTokens,
+  formatTokens,
+  MIN_LEARNING_TOKENS,
+  planContext,
+  TokenScale,
+} from "../lib/context";
 import { ApiError, describeError, type Problem } from "../lib/errors";
 import {
   type Action,
@@ -19,6 +26,11 @@ import {
 } from "../lib/store";
 
 const FLUSH_MS = 50; // batch streamed text: one render per 50 ms, not one per token
+/** Re-plans after the server said the prompt is longer than the context (each with a learnt scale). */
+const MAX_CONTEXT_RETRIES = 2;
+
+/** What the estimate learnt about each model's tokenizer, kept across reloads. */
+export const tokenScale = new TokenScale(typeof window === "undefined" ? undefined : window.localStorage);
 
 /** What a conversation's requests go to: its model, or the served fallback, and that model's context. */
 export interface Target {
@@ -39,7 +51,7 @@ export function tooLongProblem(tokens: number, contextTokens: number): Problem {
   return {
     title: "This message is too long for the model",
     action:
-      `It is about ${formatTokens(tokens)} tokens with the system prompt; the model's context holds ` +
+      `It needs about ${formatTokens(tokens)} tokens; the model's context holds ` +
       `${formatTokens(contextTokens)} tokens, answer included. Shorten it or split it (Edit), then send again.`,
     retryable: false,
   };
@@ -87,16 +99,19 @@ export function useChat(client: ChatClient, options: Options) {
 
       const { settings } = conversation;
       const { model, contextTokens } = optionsRef.current.targetOf(settings);
-      const plan = planContext(sendableMessages(history), settings.systemPrompt, contextTokens, settings.maxTokens);
-      if (!plan.fits && contextTokens) {
+      const sendable = sendableMessages(history);
+      const planFor = (scale: number) =>
+        planContext(sendable, settings.systemPrompt, contextTokens, settings.maxTokens, scale);
+      const tooLong = (plan: ContextPlan) => {
         dispatch({
           type: "patchMessage",
           id: conversationId,
           messageId,
-          patch: { status: "failed", problem: tooLongProblem(plan.promptTokens, contextTokens) },
+          patch: { status: "failed", problem: tooLongProblem(plan.promptTokens, contextTokens ?? 0) },
         });
-        return;
-      }
+      };
+      let plan = planFor(tokenScale.of(model));
+      if (!plan.fits) return tooLong(plan);
 
       const controller = new AbortController();
       controllers.current.set(conversationId, controller);
@@ -126,36 +141,58 @@ export function useChat(client: ChatClient, options: Options) {
         optionsRef.current.onFailure?.(problem);
         finish({ status: received ? "interrupted" : "failed", problem });
       };
+      /** The server counted more prompt tokens than the estimate: learn its count and plan again (true: try again). */
+      const replanAfter = (error: ApiError, attempt: number): boolean => {
+        const counted = contextOverflowTokens(error.message);
+        if (counted === null || received || attempt >= MAX_CONTEXT_RETRIES) return false;
+        const actual = counted || plan.promptTokens * 2; // it counted characters only: be twice as careful
+        plan = planFor(tokenScale.learn(model, plan.promptTokens, actual, 1.2));
+        return true;
+      };
 
       try {
-        const events = client.chat(
-          {
-            model: model || undefined,
-            messages: requestMessages(settings.systemPrompt, plan.kept),
-            temperature: settings.temperature,
-            max_tokens: plan.maxTokens,
-          },
-          { signal: controller.signal },
-        );
-        for await (const event of events) {
-          if (event.type === "delta") {
-            received = true;
-            pending += event.content;
-            flushTimer ??= setTimeout(flush, FLUSH_MS);
-          } else if (event.type === "done") {
-            const { timings, usage, finish_reason } = event.data;
-            finish({
-              status: finish_reason === "abort" ? "stopped" : "complete",
-              stats: {
-                ttftMs: timings?.ttft_ms,
-                tokensPerS: timings?.tokens_per_s,
-                completionTokens: usage?.completion_tokens,
-                finishReason: finish_reason,
+        for (let attempt = 0; ; attempt++) {
+          if (!plan.fits) {
+            finish({});
+            return tooLong(plan);
+          }
+          try {
+            const events = client.chat(
+              {
+                model: model || undefined,
+                messages: requestMessages(settings.systemPrompt, plan.kept),
+                temperature: settings.temperature,
+                max_tokens: plan.maxTokens,
               },
-            });
-          } else {
-            const { code, message, retry_after_s } = event.data;
-            fail(describeError(new ApiError("event", message, undefined, code, retry_after_s)));
+              { signal: controller.signal },
+            );
+            for await (const event of events) {
+              if (event.type === "delta") {
+                received = true;
+                pending += event.content;
+                flushTimer ??= setTimeout(flush, FLUSH_MS);
+              } else if (event.type === "done") {
+                const { timings, usage, finish_reason } = event.data;
+                if (usage?.prompt_tokens && plan.promptTokens >= MIN_LEARNING_TOKENS)
+                  tokenScale.learn(model, plan.promptTokens, usage.prompt_tokens);
+                finish({
+                  status: finish_reason === "abort" ? "stopped" : "complete",
+                  stats: {
+                    ttftMs: timings?.ttft_ms,
+                    tokensPerS: timings?.tokens_per_s,
+                    completionTokens: usage?.completion_tokens,
+                    finishReason: finish_reason,
+                  },
+                });
+              } else {
+                const { code, message, retry_after_s } = event.data;
+                throw new ApiError("event", message, undefined, code, retry_after_s);
+              }
+            }
+            return;
+          } catch (error) {
+            if (error instanceof ApiError && replanAfter(error, attempt)) continue;
+            throw error;
           }
         }
       } catch (error) {

@@ -17,14 +17,35 @@ export function useFollowScroll(ref: RefObject<HTMLElement | null>, content: unk
   useEffect(() => {
     const el = ref.current;
     if (!el) return;
-    const onScroll = () => {
-      if (el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_BOTTOM_PX) follow.current = true;
-      // Only an upward move is the reader's: content growing below never moves scrollTop up.
-      else if (el.scrollTop < lastTop.current - 2) follow.current = false;
-      lastTop.current = el.scrollTop;
+    // The reader's own upward moves stop following at once, before the next update can scroll.
+    const stop = () => {
+      follow.current = false;
     };
+    const onWheel = (event: WheelEvent) => {
+      if (event.deltaY < 0) stop();
+    };
+    const onKey = (event: KeyboardEvent) => {
+      if (["PageUp", "ArrowUp", "Home"].includes(event.key)) stop();
+    };
+    const onScroll = () => {
+      const top = el.scrollTop;
+      const nearBottom = el.scrollHeight - top - el.clientHeight < NEAR_BOTTOM_PX;
+      // Back down at the end: follow again. Moving up elsewhere (the scroll bar): stop. Content that
+      // shrank (a deleted message) moves scrollTop up too, but leaves it at the bottom.
+      if (nearBottom && top >= lastTop.current - 2) follow.current = true;
+      else if (!nearBottom && top < lastTop.current - 2) follow.current = false;
+      lastTop.current = top;
+    };
+    el.addEventListener("wheel", onWheel, { passive: true });
+    el.addEventListener("touchmove", stop, { passive: true });
+    el.addEventListener("keydown", onKey);
     el.addEventListener("scroll", onScroll, { passive: true });
-    return () => el.removeEventListener("scroll", onScroll);
+    return () => {
+      el.removeEventListener("wheel", onWheel);
+      el.removeEventListener("touchmove", stop);
+      el.removeEventListener("keydown", onKey);
+      el.removeEventListener("scroll", onScroll);
+    };
   }, [ref]);
 
   // Another conversation opens at its end.

@@ -62,6 +62,8 @@ A digest wins over the tag.
 {{- define "chat-ui.configJson" -}}
 {{- $config := dict "apiBaseUrl" (trimSuffix "/" .Values.config.apiBaseUrl) "title" .Values.config.title -}}
 {{- if .Values.config.apiKey }}{{ $_ := set $config "apiKey" .Values.config.apiKey }}{{ end -}}
+{{- if .Values.config.defaultSystemPrompt }}{{ $_ := set $config "defaultSystemPrompt" .Values.config.defaultSystemPrompt }}{{ end -}}
+{{- if .Values.config.savedPrompts }}{{ $_ := set $config "savedPrompts" .Values.config.savedPrompts }}{{ end -}}
 {{ toPrettyJson $config }}
 {{- end }}
 
