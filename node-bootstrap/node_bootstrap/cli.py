@@ -107,7 +107,7 @@ def run(args: argparse.Namespace, console: Console, redactor: Redactor) -> int:
     if args.command == "destroy":
         terraform.require_aws_credentials()
         terraform.destroy(settings)
-        for stale in (settings.verified_known_hosts, settings.kubeconfig):
+        for stale in (settings.verified_known_hosts, settings.host_key_cache, settings.kubeconfig):
             if settings.known_hosts is None or stale != settings.known_hosts:
                 stale.unlink(missing_ok=True)
         console.print("destroyed; known_hosts and kubeconfig removed")

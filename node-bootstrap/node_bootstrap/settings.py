@@ -46,6 +46,11 @@ class Settings:
         return self.state_dir / "logs"
 
     @property
+    def host_key_cache(self) -> Path:
+        """Verified host keys per instance id: the console shows them only on an instance's first boot."""
+        return self.state_dir / "host-keys.json"
+
+    @property
     def verified_known_hosts(self) -> Path:
         return self.known_hosts or self.state_dir / "known_hosts"
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from node_bootstrap import SCRIPTS_DIR
 from node_bootstrap.cli import main
+from node_bootstrap.cluster import ensure_known_hosts
 from node_bootstrap.doctor import gpu_checks, parse_nvidia_smi
 from node_bootstrap.errors import HostKeyError, InventoryError
 from node_bootstrap.hostkeys import known_hosts_lines, parse_console_host_keys, sha256_fingerprint
@@ -45,13 +46,21 @@ INVENTORY = {
             "role": "control-plane",
             "public_ip": "203.0.113.10",
             "private_ip": "10.10.0.10",
+            "instance_id": "i-0aaa00000000000a1",
         },
-        {"name": "llama-worker-1", "role": "worker", "public_ip": "203.0.113.11", "private_ip": "10.10.1.11"},
+        {
+            "name": "llama-worker-1",
+            "role": "worker",
+            "public_ip": "203.0.113.11",
+            "private_ip": "10.10.1.11",
+            "instance_id": "i-0aaa00000000000a2",
+        },
         {
             "name": "llama-gpu-1",
             "role": "gpu-worker",
             "public_ip": "203.0.113.12",
             "private_ip": "10.10.2.12",
+            "instance_id": "i-0aaa00000000000a3",
         },
     ],
 }
@@ -128,8 +137,65 @@ def test_host_keys_are_read_from_the_console_and_checked_against_the_printed_fin
 def test_a_console_key_that_does_not_match_its_fingerprint_is_rejected() -> None:
     key_b64 = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"\x00\x00\x00\x20" + b"k" * 32).decode()
     other = base64.b64encode(hashlib.sha256(b"other").digest()).decode().rstrip("=")
-    with pytest.raises(HostKeyError, match="does not match any printed fingerprint"):
+    with pytest.raises(HostKeyError, match="none of the console's 1 host keys matches a printed fingerprint"):
         parse_console_host_keys(_console_with(key_b64, other))
+
+
+def _fake_key(seed: bytes) -> str:
+    return base64.b64encode(
+        b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + hashlib.sha256(seed).digest()
+    ).decode()
+
+
+def test_a_garbled_console_key_line_is_skipped_and_the_verified_keys_are_used() -> None:
+    good, other = _fake_key(b"ed25519"), _fake_key(b"ecdsa")
+    console = _console_with(good, sha256_fingerprint(good)).replace(
+        "-----END SSH HOST KEY KEYS-----",
+        # The serial console interleaves kernel messages: a key line cut in the middle.
+        f"ecdsa-sha2-nistp256 {other[:30]}[   13.1] random: crng init done\n"
+        f"ssh-rsa AAAA{'%' * 8}garbled\n-----END SSH HOST KEY KEYS-----",
+    )
+    assert parse_console_host_keys(console) == [("ssh-ed25519", good)]
+
+
+def test_host_keys_are_read_once_per_instance_and_reused_after_a_stop_start(tmp_path: Path) -> None:
+    inventory = parse_inventory(INVENTORY)
+    keys = {n.instance_id: _fake_key(n.instance_id.encode()) for n in inventory.nodes}
+    consoles = {i: _console_with(k, sha256_fingerprint(k)) for i, k in keys.items()}
+    asked: list[str] = []
+
+    def console(instance_id: str) -> str:
+        asked.append(instance_id)
+        return consoles[instance_id]
+
+    settings = Settings(state_dir=tmp_path, console_timeout=0)
+    first = ensure_known_hosts(settings, inventory, fetch=console).read_text()
+    assert sorted(asked) == sorted(keys)
+    assert (tmp_path / "host-keys.json").stat().st_mode & 0o777 == 0o600
+    # Stop/start: cloud-init does not print the keys again and the public addresses change.
+    consoles = dict.fromkeys(keys, "[    1.0] Booting Linux\n")
+    moved = dict(
+        INVENTORY, nodes=[dict(n, public_ip=f"198.51.100.{i}") for i, n in enumerate(INVENTORY["nodes"])]
+    )
+    second = ensure_known_hosts(settings, parse_inventory(moved), fetch=console).read_text()
+    assert len(asked) == 3, "no console read for instances whose keys are cached"
+    assert [line.split()[1:] for line in first.splitlines()] == [
+        line.split()[1:] for line in second.splitlines()
+    ]
+    assert "198.51.100.0 ssh-ed25519" in second
+    # A replaced node (same name, new instance id) is read from its console, the old id forgotten.
+    replaced = dict(
+        INVENTORY, nodes=[*INVENTORY["nodes"][:2], dict(INVENTORY["nodes"][2], instance_id="i-0new")]
+    )
+    new_key = _fake_key(b"new")
+    consoles["i-0new"] = _console_with(new_key, sha256_fingerprint(new_key))
+    third = ensure_known_hosts(settings, parse_inventory(replaced), fetch=console).read_text()
+    assert asked[-1] == "i-0new" and new_key in third
+    assert set(json.loads((tmp_path / "host-keys.json").read_text())) == {
+        "i-0aaa00000000000a1",
+        "i-0aaa00000000000a2",
+        "i-0new",
+    }
 
 
 def test_console_without_keys_yet_gives_nothing_to_trust() -> None:

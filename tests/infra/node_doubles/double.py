@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -233,21 +234,59 @@ def kubeadm(argv: list[str]) -> None:
         )
         if "--skip-token-print" not in argv:
             fail("kubeadm double: init must not print its token (--skip-token-print)")
-        address = field(config, "advertiseAddress")
         kube = Path("/etc/kubernetes")
+        # kubeadm v1.29 preflight (cmd/kubeadm/app/preflight/checks.go FileAvailableCheck): files
+        # of an earlier init stop it until `kubeadm reset`.
+        for leftover in ("manifests/kube-apiserver.yaml", "admin.conf"):
+            if (kube / leftover).exists():
+                fail(
+                    "error execution phase preflight: [preflight] Some fatal errors occurred:\n"
+                    f"\t[ERROR FileAvailable--etc-kubernetes-{leftover.replace('/', '-')}]: "
+                    f"/etc/kubernetes/{leftover} already exists\n"
+                    "[preflight] If you know what you are doing, you can make a check non-fatal with "
+                    "`--ignore-preflight-errors=...`"
+                )
+        address = field(config, "advertiseAddress")
         (kube / "manifests").mkdir(parents=True, exist_ok=True)
         (kube / "manifests/kube-apiserver.yaml").write_text("# kube-apiserver static pod (double)\n")
         (kube / "admin.conf").write_text(kubeconfig_text(f"https://{address}:6443"))
         (kube / "admin.conf").chmod(0o600)
         (kube / "kubelet.conf").write_text("# kubelet.conf (double)\n")
         with Locked():
-            save(CLUSTER / "apiserver.json", {"endpoint": f"{address}:6443"})
+            save(CLUSTER / "apiserver.json", {"endpoint": f"{address}:6443", "node": NODE})
             register(
                 field(config, "name"),
                 {"node-role.kubernetes.io/control-plane": ""},
                 [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
             )
+            # A test can cut init short after a phase, as a lost SSH session or a timeout would.
+            inject = load(CLUSTER / "inject.json", {})
+            if inject.pop("kubeadm-init-stops-before", None) == "addon":
+                save(CLUSTER / "inject.json", inject)
+                save(CLUSTER / "kube-system.json", {"configmap": ["kubeadm-config"]})
+                fail("error execution phase addon/coredns: unable to create deployment: deadline exceeded")
+            save(
+                CLUSTER / "kube-system.json",
+                {"configmap": ["kubeadm-config"], "daemonset": ["kube-proxy"], "deployment": ["coredns"]},
+            )
         print("Your Kubernetes control-plane has initialized successfully!")
+        return
+    if argv[:1] == ["reset"]:
+        record("kubeadm", argv, True)
+        if "--force" not in argv and "-f" not in argv:
+            fail("kubeadm double: reset asks for confirmation on a terminal; use --force")
+        shutil.rmtree("/etc/kubernetes", ignore_errors=True)
+        Path("/etc/kubernetes/manifests").mkdir(parents=True, exist_ok=True)
+        with Locked():
+            nodes = load(CLUSTER / "nodes.json", {})
+            nodes.pop(NODE, None)
+            save(CLUSTER / "nodes.json", nodes)
+            if (CLUSTER / "apiserver.json").exists() and load(CLUSTER / "apiserver.json", {}).get(
+                "node", NODE
+            ) == NODE:
+                (CLUSTER / "apiserver.json").unlink()
+                (CLUSTER / "kube-system.json").unlink(missing_ok=True)
+        print("[reset] Deleted contents of the etcd data directory: /var/lib/etcd")
         return
     if argv[:2] == ["token", "create"]:
         record("kubeadm", argv, True)
@@ -278,6 +317,13 @@ def kubeadm(argv: list[str]) -> None:
         with Locked():
             if field(config, "token") not in load(CLUSTER / "tokens.json", {}):
                 fail("kubeadm double: [discovery] token is invalid or expired")
+            if name in load(CLUSTER / "nodes.json", {}):
+                # kubeadm v1.29 phases/kubelet.go (join): a Ready Node of that name blocks the join.
+                fail(
+                    f'error execution phase kubelet-start: a Node with name "{name}" and status "Ready" '
+                    "already exists in the cluster. You must delete the existing Node or change the "
+                    "name of this new joining Node"
+                )
             labels = dict(kv.split("=", 1) for kv in field(config, "node-labels").split(",") if "=" in kv)
             taints = (
                 [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
@@ -324,12 +370,24 @@ def node_object(name: str, node: dict, network_ready: bool) -> dict:
     }
 
 
+def kubeconfig_server(path: str) -> str:
+    match = re.search(r"server: https://(\S+)", Path(path).read_text())
+    return match.group(1) if match else "localhost:8080"
+
+
 def kubectl(argv: list[str]) -> None:
     kubeconfig = os.environ.get("KUBECONFIG", "")
     args = []
-    for arg in argv:
+    namespace = "default"
+    rest = iter(argv)
+    for arg in rest:
+        # kubectl takes its global flags anywhere on the line.
         if arg.startswith("--kubeconfig="):
             kubeconfig = arg.split("=", 1)[1]
+        elif arg in ("-n", "--namespace"):
+            namespace = next(rest)
+        elif arg.startswith("--namespace="):
+            namespace = arg.split("=", 1)[1]
         else:
             args.append(arg)
     if not kubeconfig or not Path(kubeconfig).exists():
@@ -338,12 +396,37 @@ def kubectl(argv: list[str]) -> None:
             "did you specify the right host or port?"
         )
     verb = args[0]
-    mutating = verb in ("create", "apply", "annotate", "label", "taint")
+    mutating = verb in ("create", "apply", "annotate", "label", "taint", "delete")
     record("kubectl", argv, mutating)
     with Locked():
         nodes = load(CLUSTER / "nodes.json", {})
         calico = load(CLUSTER / "calico.json", {})
         network_ready = bool(calico.get("installation"))
+        if not (CLUSTER / "apiserver.json").exists():
+            server = kubeconfig_server(kubeconfig)
+            fail(
+                f"The connection to the server {server} was refused - did you specify the right host or port?"
+            )
+        kube_system = load(CLUSTER / "kube-system.json", {})
+        if verb == "get" and args[1] == "--raw":
+            print("ok")
+            return
+        if (
+            verb == "get"
+            and args[1] in ("configmap", "daemonset", "deployment")
+            and namespace == "kube-system"
+        ):
+            if args[2] not in kube_system.get(args[1], []):
+                fail(f'Error from server (NotFound): {args[1]}s "{args[2]}" not found')
+            print(json.dumps({"kind": args[1], "metadata": {"name": args[2], "namespace": "kube-system"}}))
+            return
+        if verb == "delete" and args[1] == "node":
+            if args[2] not in nodes:
+                fail(f'Error from server (NotFound): nodes "{args[2]}" not found')
+            del nodes[args[2]]
+            save(CLUSTER / "nodes.json", nodes)
+            print(f'node "{args[2]}" deleted')
+            return
         if verb == "get":
             kind = args[1]
             as_json = "-o" in args and args[args.index("-o") + 1] == "json"
