@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--retry-base-delay", type=float, default=2.0)
     parser.add_argument("--gate-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--reboot-wait", type=float, default=20.0, help="seconds before reconnecting after a reboot"
+    )
     parser.add_argument("--auto-approve", action="store_true", default=env("AUTO_APPROVE") == "1")
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of the live table")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +87,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         connect_timeout=args.connect_timeout,
         gate_timeout=args.gate_timeout,
         gate_interval=min(5.0, max(args.gate_timeout / 20, 0.2)),
+        reboot_wait=args.reboot_wait,
         auto_approve=args.auto_approve,
         live=not args.plain,
     )

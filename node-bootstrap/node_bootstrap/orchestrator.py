@@ -52,12 +52,15 @@ class Bootstrap:
         name = session.node.name
         self.progress.update(name, "running", step.script)
 
+        said: list[str] = []
+
         def once() -> str:
             result = session.run(
                 self.cluster.script_command(step.script, *args),
                 stdin=stdin,
                 timeout=self.settings.command_timeout,
             )
+            said[:] = (result.stdout + result.stderr).strip().splitlines()
             return step_outcome(result.stdout)
 
         def on_retry(attempt: int, error: BaseException, wait: float) -> None:
@@ -72,6 +75,12 @@ class Bootstrap:
             if outcome == "reboot":
                 self._reboot(session)
                 outcome = once()
+                if outcome == "reboot":
+                    raise StepError(
+                        "still needs a reboot after one reboot: the driver's kernel module does not "
+                        "load. Fix: read the diagnosis below (the DKMS build log's tail; also in "
+                        f"{session.log.path}), then re-run 'make bootstrap'.\n" + "\n".join(said[-30:])
+                    )
         except BootstrapError as error:
             self.progress.update(name, "failed", step.script, f"see {session.log.path}")
             raise StepError(f"{step.script} failed on {name}: {error}") from None
@@ -83,7 +92,7 @@ class Bootstrap:
         self.progress.update(session.node.name, "running", "reboot")
         session.run("systemctl reboot", check=False, timeout=30)
         session.close()
-        time.sleep(20)
+        time.sleep(self.settings.reboot_wait)
         session.connect()
         session.run(self.cluster.script_command("wait-for-cloud-init"), timeout=self.settings.command_timeout)
 

@@ -33,6 +33,7 @@ class Settings:
     gate_timeout: float = 900.0
     gate_interval: float = 5.0
     console_timeout: float = 600.0
+    reboot_wait: float = 20.0  # before reconnecting: sshd must have gone down first
     auto_approve: bool = False
     live: bool = True
     calico_version: str = "v3.29.3"
@@ -75,7 +76,9 @@ def node_env(settings: Settings, inventory: Inventory) -> dict[str, str]:
             f"https://pkgs.k8s.io/core:/stable:/{minor}/deb/ /"
         ),
         "NB_CONTAINERD_PACKAGE": "containerd",
-        "NB_NVIDIA_DRIVER_PACKAGES": "nvidia-headless-580-server nvidia-utils-580-server",
+        # Ubuntu's driver branch: linux-modules-nvidia-<branch>-<kernel> (prebuilt, signed) or
+        # nvidia-headless-<branch> (DKMS), with nvidia-utils-<branch>; 580 for CUDA 13 images.
+        "NB_NVIDIA_DRIVER_BRANCH": "580-server",
         "NB_NVIDIA_TOOLKIT_VERSION": "1.17.8-1",
         "NB_NVIDIA_APT_KEY_URL": "https://nvidia.github.io/libnvidia-container/gpgkey",
         "NB_NVIDIA_APT_SOURCE": (

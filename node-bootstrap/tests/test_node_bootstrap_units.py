@@ -24,6 +24,7 @@ from node_bootstrap.kubeconfig import public_kubeconfig
 from node_bootstrap.orchestrator import step_outcome
 from node_bootstrap.redact import MASK, Redactor
 from node_bootstrap.render import (
+    KUBELET_RESERVED,
     calico_installation,
     containerd_config,
     kubeadm_init_config,
@@ -225,6 +226,19 @@ def test_rendered_kubeadm_init_config_follows_the_checklist() -> None:
     assert cluster["networking"]["podSubnet"] == "192.168.0.0/16"
     assert "203.0.113.10" in cluster["apiServer"]["certSANs"]
     assert kubelet["cgroupDriver"] == "systemd"
+
+
+def test_kubelet_reserves_memory_so_vllms_limit_still_fits_the_gpu_node() -> None:
+    docs = list(yaml.safe_load_all(kubeadm_init_config(Settings(), parse_inventory(INVENTORY))))
+    kubelet = next(d for d in docs if d["kind"] == "KubeletConfiguration")
+    assert kubelet["cgroupDriver"] == "systemd"
+    assert kubelet["systemReserved"]["memory"] == "512Mi" and kubelet["kubeReserved"]["memory"] == "512Mi"
+    assert kubelet["evictionHard"]["memory.available"] == "300Mi"
+    assert kubelet["enforceNodeAllocatable"] == ["pods"]
+    # g4dn.xlarge: 16 GiB, of which the kernel reports about 15 700 MiB as MemTotal.
+    allocatable = KUBELET_RESERVED.allocatable_memory_mib(15_700)
+    vllm_limit, node_agents = 13 * 1024, 600  # values/aws-t4.yaml; device plugin, DCGM, calico, kube-proxy
+    assert vllm_limit + node_agents <= allocatable < 15_700 - 1024
 
 
 def test_rendered_join_config_taints_and_labels_only_gpu_nodes() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -31,6 +32,10 @@ REPOSITORIES: dict[str, list[tuple[str, str, list[str], str]]] = {
         ("nvidia-container-toolkit", "1.17.8-1", [], "nvidia-container-toolkit-base (= 1.17.8-1)"),
     ],
     "ubuntu": [
+        # Canonical's prebuilt, signed modules for the running kernel (the test machine's, as
+        # `uname -r` says on the nodes); the DKMS packages below stay for kernels without them.
+        (f"linux-modules-nvidia-580-server-{os.uname().release}", "580.95.05-0ubuntu0.22.04.1", [], ""),
+        ("nvidia-headless-no-dkms-580-server", "580.95.05-0ubuntu0.22.04.1", [], ""),
         ("nvidia-headless-580-server", "580.95.05-0ubuntu0.22.04.1", [], ""),
         ("nvidia-utils-580-server", "580.95.05-0ubuntu0.22.04.1", ["nvidia-smi"], ""),
     ],

@@ -322,10 +322,11 @@ class Lab:
             check=False,
         )
 
-    def in_node(self, node: SandboxNode, *argv: str) -> subprocess.CompletedProcess[str]:
+    def in_node(self, node: SandboxNode, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a command inside a node's mount namespace and root (as if on its console)."""
         assert node.sshd is not None
-        return sh("nsenter", "-t", str(node.sshd.pid), "-m", "-n", "chroot", str(node.dir / "merged"), *argv)
+        merged = str(node.dir / "merged")
+        return sh("nsenter", "-t", str(node.sshd.pid), "-m", "-n", "chroot", merged, *argv, check=check)
 
     # -- teardown -------------------------------------------------------------------------------
     def close(self) -> None:

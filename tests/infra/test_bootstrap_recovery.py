@@ -77,3 +77,83 @@ def test_a_replaced_node_under_its_old_name_is_joined_with_a_fresh_token(
     assert not [c for c in calls if c["node"] == "llama-worker-1" and c["cmd"] == "kubeadm"]
     node = json.loads((lab.shared / "nodes.json").read_text())["llama-gpu-1"]
     assert node["labels"]["nvidia.com/gpu.present"] == "true"
+
+
+def test_after_a_stop_start_the_blank_instance_store_is_mounted_again_before_the_kubelet(
+    lab: Lab, cli_files: dict[str, Path], resumed: Run
+) -> None:
+    gpu = next(n for n in lab.nodes if n.name == "llama-gpu-1")
+    image = "/srv/instance-store.img"
+
+    def fs_type() -> str:
+        return lab.in_node(gpu, "blkid", "-o", "value", "-s", "TYPE", image, check=False).stdout.strip()
+
+    assert fs_type() == "ext4"
+    # Stop/start: a new, blank instance store; runtime state gone; the node boots.
+    lab.in_node(gpu, "sh", "-c", f"truncate -s 0 {image} && truncate -s 64M {image}")
+    assert fs_type() == ""
+    before = len(lab.calls())
+    boot = lab.in_node(gpu, "python3", "/srv/node-doubles/double.py", "boot", check=False)
+    assert boot.returncode == 0, boot.stderr
+    booted = [c for c in lab.calls()[before:] if c["node"] == "llama-gpu-1"]
+    assert fs_type() == "ext4"
+    mounts = json.loads(lab.in_node(gpu, "cat", "/var/lib/node-doubles/mounts.json").stdout)
+    assert mounts == ["/mnt/model-cache"]
+    owner = lab.in_node(gpu, "stat", "-c", "%u:%g", "/mnt/model-cache/vllm").stdout.strip()
+    assert owner == "10001:10001"
+    mount = next(i for i, c in enumerate(booted) if c["cmd"] == "mount")
+    containerd = next(i for i, c in enumerate(booted) if c["cmd"] == "modprobe" and c["argv"] == ["aufs"])
+    assert mount < containerd, "the cache is mounted before containerd and the kubelet start"
+    units = json.loads(lab.in_node(gpu, "cat", "/var/lib/node-doubles/units.json").stdout)
+    assert units["kubelet"]["active"] and units["llama-model-cache"]["active"]
+    # `make bootstrap` after the start finds everything in place.
+    after = run(lab, cli_args(cli_files, "bootstrap"))
+    assert after.result.returncode == 0, after.output
+    assert [c for c in after.calls if c["mutates"] and c["node"] == "llama-gpu-1"] == []
+    doctor = run(lab, cli_args(cli_files, "doctor"))
+    assert doctor.result.returncode == 0, doctor.output
+
+
+def test_a_failing_model_cache_keeps_the_kubelet_from_starting(lab: Lab, resumed: Run) -> None:
+    gpu = next(n for n in lab.nodes if n.name == "llama-gpu-1")
+    helper = "/usr/local/sbin/llama-model-cache"
+    saved = lab.in_node(gpu, "cat", helper).stdout
+    lab.in_node(gpu, "sh", "-c", f"printf '#!/bin/sh\\nexit 1\\n' > {helper}")
+    try:
+        lab.in_node(gpu, "python3", "/srv/node-doubles/double.py", "boot")
+        units = json.loads(lab.in_node(gpu, "cat", "/var/lib/node-doubles/units.json").stdout)
+        assert units["llama-model-cache"]["active"] is False
+        assert units["kubelet"]["active"] is False, "no pod may start on an empty /mnt/model-cache"
+    finally:
+        lab.in_node(gpu, "sh", "-c", f"cat > {helper} <<'EOF'\n{saved}EOF")
+        lab.in_node(gpu, "python3", "/srv/node-doubles/double.py", "boot")
+
+
+def test_a_driver_that_still_does_not_load_after_one_reboot_fails_with_the_dkms_log(
+    lab: Lab, cli_files: dict[str, Path], resumed: Run
+) -> None:
+    gpu = next(n for n in lab.nodes if n.name == "llama-gpu-1")
+    # A kernel without the driver's module (what a kernel update without its modules package
+    # leaves), and the DKMS build log that says why.
+    lab.in_node(gpu, "touch", "/var/lib/node-doubles/nvidia-module-missing")
+    log_dir = "/var/lib/dkms/nvidia/580.95.05/build"
+    lab.in_node(
+        gpu,
+        "sh",
+        "-c",
+        f"mkdir -p {log_dir} && echo 'error: implicit declaration of function' > {log_dir}/make.log",
+    )
+    lab.in_node(gpu, "python3", "/srv/node-doubles/double.py", "boot")
+    try:
+        attempt = run(lab, cli_args(cli_files, "bootstrap"))
+        assert attempt.result.returncode == 1
+        reboots = [c for c in attempt.calls if c["cmd"] == "systemctl" and c["argv"] == ["reboot"]]
+        assert len(reboots) == 1, "one reboot, not a loop"
+        said = " ".join(attempt.output.split())
+        assert "install-nvidia-driver failed on llama-gpu-1" in said
+        assert "still needs a reboot after one reboot" in said
+        assert "error: implicit declaration of function" in said, "the DKMS log tail is shown"
+    finally:
+        lab.in_node(gpu, "rm", "-rf", "/var/lib/node-doubles/nvidia-module-missing", "/var/lib/dkms")
+    healed = run(lab, cli_args(cli_files, "bootstrap"))
+    assert healed.result.returncode == 0, healed.output

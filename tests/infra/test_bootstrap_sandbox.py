@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import time
@@ -164,10 +165,21 @@ def test_first_bootstrap_leaves_real_node_state_pinned_and_configured(lab: Lab, 
         assert "pkgs" not in (upper[name] / "etc/apt/sources.list.d/kubernetes.list").read_text()
     gpu = dpkg_status(lab, "llama-gpu-1")
     assert gpu["nvidia-container-toolkit"] == ("1.17.8-1", "hold ok installed")
-    assert gpu["nvidia-utils-580-server"][1] == "install ok installed"
+    # Prebuilt, signed modules for the running kernel (no DKMS build), driver packages held.
+    prebuilt = f"linux-modules-nvidia-580-server-{os.uname().release}"
+    for package in (prebuilt, "nvidia-headless-no-dkms-580-server", "nvidia-utils-580-server"):
+        assert gpu[package][1] == "hold ok installed", (package, gpu[package])
+    assert "nvidia-headless-580-server" not in gpu, "the DKMS build is only the fallback"
     assert "nvidia-container-toolkit" not in dpkg_status(lab, "llama-worker-1")
-    gpu_fstab = (upper["llama-gpu-1"] / "etc/fstab").read_text()
-    assert re.search(r"^UUID=\S+ /mnt/model-cache ext4 defaults,nofail,noatime 0 2", gpu_fstab, re.M)
+    # The model cache is mounted by a unit at every boot, before the kubelet; not by fstab.
+    assert "/mnt/model-cache" not in (upper["llama-gpu-1"] / "etc/fstab").read_text()
+    unit = (upper["llama-gpu-1"] / "etc/systemd/system/llama-model-cache.service").read_text()
+    assert "Before=kubelet.service" in unit and "ExecStart=/usr/local/sbin/llama-model-cache" in unit
+    dropin = upper["llama-gpu-1"] / "etc/systemd/system/kubelet.service.d/20-llama-model-cache.conf"
+    assert "Requires=llama-model-cache.service" in dropin.read_text()
+    assert json.loads((upper["llama-gpu-1"] / "var/lib/node-doubles/mounts.json").read_text()) == [
+        "/mnt/model-cache"
+    ]
     blkid = sh("blkid", "-o", "value", "-s", "TYPE", str(upper["llama-gpu-1"] / "srv/instance-store.img"))
     assert blkid.stdout.strip() == "ext4"
     nodes = json.loads((lab.shared / "nodes.json").read_text())

@@ -91,14 +91,15 @@ def available_modules() -> set[str]:
     (no aufs); nvidia exists once the driver package is installed and its module was built for
     the running kernel (a test sets STATE/nvidia-module-missing to mimic a kernel without it)."""
     modules = {"overlay", "br_netfilter"}
-    status = subprocess.run(
-        ["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "nvidia-headless-580-server"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    if status[1:2] == "i" and not (STATE / "nvidia-module-missing").exists():
-        modules.add("nvidia")
+    for package in (f"linux-modules-nvidia-580-server-{os.uname().release}", "nvidia-headless-580-server"):
+        status = subprocess.run(
+            ["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        if status[1:2] == "i" and not (STATE / "nvidia-module-missing").exists():
+            modules.add("nvidia")
     return modules
 
 
@@ -152,6 +153,33 @@ def swapoff(argv: list[str]) -> None:
     save(STATE / "swap.json", [])
 
 
+def run_unit(name: str) -> bool:
+    """A oneshot unit with an ExecStart in /etc/systemd/system: run it, as systemd would."""
+    unit = Path(f"/etc/systemd/system/{name}.service")
+    if not unit.exists():
+        return True
+    exec_start = re.search(r"^ExecStart=(.+)$", unit.read_text(), re.M)
+    if exec_start is None:
+        return True
+    with open(f"/var/log/{name}.log", "ab") as log:
+        return (
+            subprocess.run(exec_start.group(1).split(), stdout=log, stderr=log, check=False).returncode == 0
+        )
+
+
+def start_unit(units: dict, name: str) -> None:
+    if name == "containerd":
+        start_containerd()
+    elif not run_unit(name):
+        units.setdefault(name, {})["active"] = False
+        save(STATE / "units.json", units)
+        fail(
+            f"Job for {name}.service failed because the control process exited with error code.\n"
+            f'See "systemctl status {name}.service" and "journalctl -xeu {name}.service" for details.'
+        )
+    units.setdefault(name, {})["active"] = True
+
+
 def systemctl(argv: list[str]) -> None:
     units = load(STATE / "units.json", {})
     args = [a for a in argv if not a.startswith("--")]
@@ -168,16 +196,67 @@ def systemctl(argv: list[str]) -> None:
                 sys.exit(3)
         return
     record("systemctl", argv, True)
+    if verb == "reboot":
+        boot([])
+        return
+    if verb == "daemon-reload":
+        return
     for name in names:
-        unit = units.setdefault(name, {})
-        if verb in ("restart", "start") or (verb == "enable" and "--now" in argv):
-            unit["active"] = True
-            if name == "containerd" and (verb == "restart" or containerd_pid() is None):
-                start_containerd()
         if verb == "enable":
-            unit["enabled"] = True
-        elif verb not in ("reboot", "restart", "start"):
+            units.setdefault(name, {})["enabled"] = True
+            if "--now" in argv and not units[name].get("active"):
+                start_unit(units, name)
+        elif verb == "restart" or (verb == "start" and not units.get(name, {}).get("active")):
+            start_unit(units, name)
+        elif verb != "start":
             fail(f"systemctl double: unsupported verb {verb}")
+    save(STATE / "units.json", units)
+
+
+def boot(argv: list[str]) -> None:
+    """TEST HOOK, not a program: the node boots again (a reboot, or a stop/start: then the test
+    blanks the instance store first). What the kernel and systemd do at boot, in their order:
+    runtime state is gone, systemd-modules-load and udev load modules (nvidia when its module
+    exists for the kernel), systemd-sysctl applies /etc/sysctl.d, then the enabled units start,
+    each after what it is ordered after (Before=kubelet.service first, the kubelet last, and
+    not at all when a unit its drop-ins Require failed)."""
+    record("boot", argv, True)
+    stop_containerd()
+    save(STATE / "mounts.json", [])
+    save(STATE / "sysctl.json", {})
+    for module in Path("/sys/module").glob("*"):
+        module.rmdir()
+    for conf in sorted(c for c in Path("/etc/modules-load.d").glob("*.conf") if c.is_file()):
+        for line in conf.read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith(("#", ";")):
+                modprobe([line.strip()])
+    if "nvidia" in available_modules():
+        modprobe(["nvidia"])
+    for conf in sorted(c for c in Path("/etc/sysctl.d").glob("*.conf") if c.is_file()):
+        sysctl(["-q", "-p", str(conf)])
+    units = load(STATE / "units.json", {})
+    for unit in units.values():
+        unit["active"] = False
+
+    def order(name: str) -> int:
+        unit = Path(f"/etc/systemd/system/{name}.service")
+        if unit.exists() and "Before=kubelet.service" in unit.read_text():
+            return 0
+        return {"containerd": 1, "kubelet": 3}.get(name, 2)
+
+    for name in sorted((n for n, u in units.items() if u.get("enabled")), key=order):
+        required = [
+            m.group(1).removesuffix(".service")
+            for dropin in Path(f"/etc/systemd/system/{name}.service.d").glob("*.conf")
+            for m in re.finditer(r"^Requires=(\S+)", dropin.read_text(), re.M)
+        ]
+        if any(not units.get(r, {}).get("active") for r in required):
+            continue  # systemd: "Dependency failed for ..."
+        if name == "containerd":
+            start_containerd()
+            units[name]["active"] = True
+        else:
+            units[name]["active"] = run_unit(name)
     save(STATE / "units.json", units)
 
 
@@ -188,11 +267,22 @@ def mountpoint(argv: list[str]) -> None:
 
 
 def mount(argv: list[str]) -> None:
-    target = argv[-1]
-    entry = [line for line in Path("/etc/fstab").read_text().splitlines() if f" {target} " in line]
-    if not entry:
-        fail(f"mount: {target}: can't find in /etc/fstab.")
-    record("mount", argv, True, fstab=entry[0])
+    """`mount TARGET` (from /etc/fstab) or `mount [-o OPTS] DEVICE TARGET`, as util-linux's mount."""
+    positional = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "-o")]
+    target = positional[-1]
+    if len(positional) == 1:
+        entry = [line for line in Path("/etc/fstab").read_text().splitlines() if f" {target} " in line]
+        if not entry:
+            fail(f"mount: {target}: can't find in /etc/fstab.")
+        device = entry[0].split()[0]
+    else:
+        device = positional[0]
+    if not Path(target).is_dir():
+        fail(f"mount: {target}: mount point does not exist.")
+    blkid = subprocess.run(["blkid", "-o", "value", "-s", "TYPE", device], capture_output=True, text=True)
+    if device.startswith("/") and blkid.stdout.strip() == "":
+        fail(f"mount: {target}: wrong fs type, bad option, bad superblock on {device}, or other error.")
+    record("mount", argv, True, device=device)
     mounts = load(STATE / "mounts.json", [])
     save(STATE / "mounts.json", [*mounts, target])
 
@@ -772,6 +862,7 @@ COMMANDS = {
     "systemctl": systemctl,
     "mountpoint": mountpoint,
     "mount": mount,
+    "boot": boot,
     "lsblk": lsblk,
     "kubeadm": kubeadm,
     "kubectl": kubectl,
