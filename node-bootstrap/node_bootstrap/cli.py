@@ -23,7 +23,7 @@ from .orchestrator import Bootstrap
 from .progress import Progress
 from .redact import Redactor
 from .retry import RetryPolicy
-from .settings import Settings
+from .settings import Settings, node_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +122,7 @@ def run(args: argparse.Namespace, console: Console, redactor: Redactor) -> int:
         terraform.require_ssh_key(settings)
         terraform.apply(settings)
     inventory = inventory_for(settings)
+    node_env(settings, inventory)  # an unpinned kubernetes_version stops here, before any SSH
     preflight_ssh(settings)
     cluster = Cluster(settings, inventory, redactor)
     try:

@@ -17,7 +17,7 @@ from node_bootstrap import SCRIPTS_DIR
 from node_bootstrap.cli import main
 from node_bootstrap.cluster import ensure_known_hosts
 from node_bootstrap.doctor import gpu_checks, parse_nvidia_smi
-from node_bootstrap.errors import HostKeyError, InventoryError
+from node_bootstrap.errors import HostKeyError, InventoryError, PreflightError
 from node_bootstrap.hostkeys import known_hosts_lines, parse_console_host_keys, sha256_fingerprint
 from node_bootstrap.inventory import parse_inventory
 from node_bootstrap.kubeconfig import public_kubeconfig
@@ -287,11 +287,18 @@ def test_node_env_pins_the_kubernetes_channel_and_accepts_only_known_overrides(t
     inventory = parse_inventory(INVENTORY)
     env = node_env(Settings(), inventory)
     assert k8s_minor("v1.30.2") == "v1.30"
-    assert env["NB_K8S_PKG_VERSION"] == "1.29.15-1.1"
-    assert "pkgs.k8s.io/core:/stable:/v1.29/deb/" in env["NB_K8S_APT_SOURCE"]
+    # Release binaries with pinned checksums, not the pkgs.k8s.io repository whose key expires.
+    assert env["NB_K8S_RELEASE_URL"] == "https://dl.k8s.io/release/v1.29.15/bin/linux/amd64"
+    assert all(len(env[f"NB_K8S_SHA256_{b}"]) == 64 for b in ("KUBEADM", "KUBELET", "KUBECTL"))
+    assert not [k for k in env if "APT" in k and "K8S" in k]
+    unpinned = parse_inventory(dict(INVENTORY, kubernetes_version="v1.30.14"))
+    with pytest.raises(PreflightError, match=r"no pinned SHA-256 for Kubernetes v1\.30\.14"):
+        node_env(Settings(), unpinned)
     overrides = tmp_path / "node.env"
-    overrides.write_text("NB_K8S_APT_KEY_URL=\n")
-    assert node_env(Settings(node_env_file=overrides), inventory)["NB_K8S_APT_KEY_URL"] == ""
+    overrides.write_text("NB_K8S_RELEASE_URL=file:///srv/mirror\n")
+    assert (
+        node_env(Settings(node_env_file=overrides), inventory)["NB_K8S_RELEASE_URL"] == "file:///srv/mirror"
+    )
     overrides.write_text("NB_TYPO=1\n")
     with pytest.raises(ValueError, match="NB_TYPO=1"):
         node_env(Settings(node_env_file=overrides), inventory)
