@@ -114,7 +114,9 @@ def test_after_a_stop_start_the_blank_instance_store_is_mounted_again_before_the
     assert doctor.result.returncode == 0, doctor.output
 
 
-def test_a_failing_model_cache_keeps_the_kubelet_from_starting(lab: Lab, resumed: Run) -> None:
+def test_a_failing_model_cache_keeps_the_kubelet_from_starting(
+    lab: Lab, cli_files: dict[str, Path], resumed: Run
+) -> None:
     gpu = next(n for n in lab.nodes if n.name == "llama-gpu-1")
     helper = "/usr/local/sbin/llama-model-cache"
     saved = lab.in_node(gpu, "cat", helper).stdout
@@ -124,6 +126,9 @@ def test_a_failing_model_cache_keeps_the_kubelet_from_starting(lab: Lab, resumed
         units = json.loads(lab.in_node(gpu, "cat", "/var/lib/node-doubles/units.json").stdout)
         assert units["llama-model-cache"]["active"] is False
         assert units["kubelet"]["active"] is False, "no pod may start on an empty /mnt/model-cache"
+        doctor = run(lab, cli_args(cli_files, "doctor"))
+        assert doctor.result.returncode == 1
+        assert "/mnt/model-cache is not mounted" in " ".join(doctor.output.split())
     finally:
         lab.in_node(gpu, "sh", "-c", f"cat > {helper} <<'EOF'\n{saved}EOF")
         lab.in_node(gpu, "python3", "/srv/node-doubles/double.py", "boot")

@@ -269,6 +269,7 @@ def test_doctor_checks_the_gpu_through_nvml_and_prints_each_fix(doctor_run: Run)
         "Calico",
         "CRI runtimes",
         "runc (SystemdCgroup), nvidia (SystemdCgroup)",
+        "/mnt/model-cache on the NVMe instance store",
         "GPU label and taint",
     ):
         assert expected in output, expected
