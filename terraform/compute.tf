@@ -32,11 +32,36 @@ data "aws_ec2_instance_type_offerings" "gpu" {
   }
 }
 
+# New accounts often have 0 vCPUs of G and VT instances: read the quota before anything is
+# created, so a too-small quota fails the plan instead of `terraform apply` half way (VPC, IAM
+# and two billed instances already there, then a raw VcpuLimitExceeded).
+data "aws_ec2_instance_type" "gpu" {
+  count         = var.gpu_count > 0 ? 1 : 0
+  instance_type = var.gpu_instance_type
+}
+
+data "aws_servicequotas_service_quota" "gpu_vcpus" {
+  count        = var.gpu_count > 0 && var.check_gpu_quota ? 1 : 0
+  service_code = "ec2"
+  quota_code   = local.gpu_quota.code
+}
+
 locals {
   ami_id = var.ami_id != "" ? var.ami_id : data.aws_ami.ubuntu[0].id
 
   gpu_subnet_indexes = [for i, az in local.azs : i if contains(data.aws_ec2_instance_type_offerings.gpu.locations, az)]
   gpu_subnet_index   = length(local.gpu_subnet_indexes) > 0 ? local.gpu_subnet_indexes[0] : 0
+
+  # Service Quotas codes of EC2's vCPU quotas for G and VT instances (on-demand and spot are separate).
+  gpu_quota = var.gpu_spot ? {
+    code = "L-3819A6DF"
+    name = "All G and VT Spot Instance Requests"
+    } : {
+    code = "L-DB2E81BA"
+    name = "Running On-Demand G and VT instances"
+  }
+  gpu_vcpus_needed  = var.gpu_count > 0 ? var.gpu_count * data.aws_ec2_instance_type.gpu[0].default_vcpus : 0
+  gpu_vcpus_granted = var.gpu_count > 0 && var.check_gpu_quota ? floor(data.aws_servicequotas_service_quota.gpu_vcpus[0].value) : local.gpu_vcpus_needed
 
   # The bootstrap inventory: one entry per node, keyed by the node's Kubernetes name.
   nodes = merge(
@@ -101,13 +126,16 @@ resource "aws_instance" "node" {
     delete_on_termination = true
   }
 
+  # One-time requests: a persistent request outlives `terraform destroy` and starts a new,
+  # billed instance (terraform-provider-aws#38142). A reclaimed node is terminated; the next
+  # `make cluster` creates it again and the bootstrap joins it under its old name.
   dynamic "instance_market_options" {
     for_each = each.value.spot ? [1] : []
     content {
       market_type = "spot"
       spot_options {
-        instance_interruption_behavior = "stop"
-        spot_instance_type             = "persistent"
+        instance_interruption_behavior = "terminate"
+        spot_instance_type             = "one-time"
         max_price                      = var.gpu_spot_max_price != "" ? var.gpu_spot_max_price : null
       }
     }
@@ -126,5 +154,26 @@ resource "aws_instance" "node" {
   lifecycle {
     # A newer Ubuntu image must not replace running nodes; taint a node to rebuild it.
     ignore_changes = [ami]
+
+    precondition {
+      condition     = each.value.role != "gpu-worker" || length(local.gpu_subnet_indexes) > 0
+      error_message = "${var.gpu_instance_type} is not offered in any of the zones ${join(", ", local.azs)} of ${var.region}. Fix: set availability_zones to zones that offer it (aws ec2 describe-instance-type-offerings --location-type availability-zone --filters Name=instance-type,Values=${var.gpu_instance_type} --region ${var.region}), or pick another gpu_instance_type."
+    }
+
+    precondition {
+      condition     = each.value.role != "gpu-worker" || local.gpu_vcpus_needed <= local.gpu_vcpus_granted
+      error_message = "GPU quota too low in ${var.region}: ${var.gpu_count} x ${var.gpu_instance_type} need ${local.gpu_vcpus_needed} vCPUs of '${local.gpu_quota.name}' (${local.gpu_quota.code}), the account is granted ${local.gpu_vcpus_granted}. Nothing was created. Fix: request at least ${local.gpu_vcpus_needed} at https://console.aws.amazon.com/servicequotas/home/services/ec2/quotas/${local.gpu_quota.code} (or: aws service-quotas request-service-quota-increase --service-code ec2 --quota-code ${local.gpu_quota.code} --desired-value ${local.gpu_vcpus_needed} --region ${var.region}); approval takes minutes to a few days. Running G instances elsewhere in the account count against it too."
+    }
   }
+}
+
+# A fixed address for the control plane: its public address is in the API server certificate
+# (certSANs) and in ./kubeconfig, and an instance's own public IP changes on every stop/start.
+resource "aws_eip" "control_plane" {
+  domain   = "vpc"
+  instance = aws_instance.node["${var.cluster_name}-cp-1"].id
+
+  tags = { Name = "${var.cluster_name}-cp-1" }
+
+  depends_on = [aws_internet_gateway.this]
 }

@@ -32,27 +32,43 @@ variable "kubernetes_version" {
 
 variable "admin_cidrs" {
   type        = list(string)
-  description = "CIDRs allowed to reach SSH (22) and the Kubernetes API (6443): your own address as x.x.x.x/32. No default on purpose: the world is never allowed in."
+  description = "IPv4 CIDRs allowed to reach SSH (22) and the Kubernetes API (6443): your own address as x.x.x.x/32 (or your office's range, /16 at the widest). No default on purpose: the world is never allowed in."
 
   validation {
-    condition     = length(var.admin_cidrs) > 0 && alltrue([for c in var.admin_cidrs : can(cidrhost(c, 0))])
-    error_message = "admin_cidrs must hold at least one valid CIDR, e.g. [\"203.0.113.7/32\"] (curl -s https://checkip.amazonaws.com)."
+    condition     = length(var.admin_cidrs) > 0 && alltrue([for c in var.admin_cidrs : can(cidrnetmask(c))])
+    error_message = "admin_cidrs must hold at least one IPv4 CIDR, e.g. [\"203.0.113.7/32\"] (curl -s https://checkip.amazonaws.com). IPv6 is not supported: the security group rules are IPv4."
   }
 
   validation {
-    condition     = !contains(var.admin_cidrs, "0.0.0.0/0")
-    error_message = "admin_cidrs must not contain 0.0.0.0/0: SSH and the API server would be open to the internet. Use your own /32."
+    # cidrnetmask fails on IPv6; cidrhost(c, 0) is the network address: equal to the given one only without host bits.
+    condition     = alltrue([for c in var.admin_cidrs : !can(cidrnetmask(c)) || cidrhost(c, 0) == split("/", c)[0]])
+    error_message = "admin_cidrs must be network addresses without host bits (203.0.113.0/24, not 203.0.113.7/24): a typo there opens more than you meant."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.admin_cidrs : !can(cidrnetmask(c)) || tonumber(split("/", c)[1]) >= 16])
+    error_message = "admin_cidrs must not contain 0.0.0.0/0 or any range wider than /16 (0.0.0.0/1 is half the internet): SSH and the API server would be open to it. Use your own /32."
   }
 }
 
 variable "client_cidrs" {
   type        = list(string)
-  description = "CIDRs allowed to reach NodePort services (30000-32767), e.g. the chat UI. Empty keeps NodePorts closed to the outside."
+  description = "IPv4 CIDRs allowed to reach NodePort services (30000-32767), e.g. the chat UI; /8 at the widest. Empty keeps NodePorts closed to the outside."
   default     = []
 
   validation {
-    condition     = alltrue([for c in var.client_cidrs : can(cidrhost(c, 0))])
-    error_message = "client_cidrs must hold valid CIDRs, e.g. [\"198.51.100.0/24\"]."
+    condition     = alltrue([for c in var.client_cidrs : can(cidrnetmask(c))])
+    error_message = "client_cidrs must hold IPv4 CIDRs, e.g. [\"198.51.100.0/24\"]. IPv6 is not supported: the security group rules are IPv4."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.client_cidrs : !can(cidrnetmask(c)) || cidrhost(c, 0) == split("/", c)[0]])
+    error_message = "client_cidrs must be network addresses without host bits (198.51.100.0/24, not 198.51.100.7/24)."
+  }
+
+  validation {
+    condition     = alltrue([for c in var.client_cidrs : !can(cidrnetmask(c)) || tonumber(split("/", c)[1]) >= 8])
+    error_message = "client_cidrs must not contain 0.0.0.0/0 or any range wider than /8: every NodePort would face the internet. Name your users' networks, or put a load balancer with TLS in front."
   }
 }
 
@@ -173,7 +189,7 @@ variable "gpu_count" {
 
 variable "gpu_spot" {
   type        = bool
-  description = "Run the GPU workers as spot instances (cheaper, may be reclaimed with 2 minutes notice)."
+  description = "Run the GPU workers as one-time spot instances (cheaper; reclaimed with 2 minutes notice, then terminated: `make cluster` creates and joins a new one). Needs the separate 'All G and VT Spot Instance Requests' quota."
   default     = false
 }
 
@@ -207,7 +223,13 @@ variable "gpu_root_volume_gb" {
 
 variable "detailed_monitoring" {
   type        = bool
-  description = "EC2 detailed (1-minute) CloudWatch monitoring, about 2 USD per instance and month. The cluster's own Prometheus covers the nodes; keep it for the AWS console's view."
+  description = "EC2 detailed (1-minute) CloudWatch monitoring, about 2 USD per instance and month. Off by default: the cluster's own Prometheus covers the nodes; turn it on for the AWS console's 1-minute view."
+  default     = false
+}
+
+variable "check_gpu_quota" {
+  type        = bool
+  description = "Read the account's G and VT vCPU quota (Service Quotas) and refuse to plan when the GPU workers would not fit, before anything is created. Needs servicequotas:GetServiceQuota; turn off only where that API is not available."
   default     = true
 }
 

@@ -23,7 +23,7 @@ from .orchestrator import Bootstrap
 from .progress import Progress
 from .redact import Redactor
 from .retry import RetryPolicy
-from .settings import Settings
+from .settings import Settings, node_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--retry-base-delay", type=float, default=2.0)
     parser.add_argument("--gate-timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--reboot-wait", type=float, default=20.0, help="seconds before reconnecting after a reboot"
+    )
     parser.add_argument("--auto-approve", action="store_true", default=env("AUTO_APPROVE") == "1")
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of the live table")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +87,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         connect_timeout=args.connect_timeout,
         gate_timeout=args.gate_timeout,
         gate_interval=min(5.0, max(args.gate_timeout / 20, 0.2)),
+        reboot_wait=args.reboot_wait,
         auto_approve=args.auto_approve,
         live=not args.plain,
     )
@@ -107,7 +111,7 @@ def run(args: argparse.Namespace, console: Console, redactor: Redactor) -> int:
     if args.command == "destroy":
         terraform.require_aws_credentials()
         terraform.destroy(settings)
-        for stale in (settings.verified_known_hosts, settings.kubeconfig):
+        for stale in (settings.verified_known_hosts, settings.host_key_cache, settings.kubeconfig):
             if settings.known_hosts is None or stale != settings.known_hosts:
                 stale.unlink(missing_ok=True)
         console.print("destroyed; known_hosts and kubeconfig removed")
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace, console: Console, redactor: Redactor) -> int:
         terraform.require_ssh_key(settings)
         terraform.apply(settings)
     inventory = inventory_for(settings)
+    node_env(settings, inventory)  # an unpinned kubernetes_version stops here, before any SSH
     preflight_ssh(settings)
     cluster = Cluster(settings, inventory, redactor)
     try:

@@ -11,7 +11,13 @@ from typing import Any
 
 from . import SCRIPTS_DIR
 from .errors import BootstrapError
-from .hostkeys import console_host_keys, ec2_console_fetcher, known_hosts_lines, write_known_hosts
+from .hostkeys import (
+    HostKeyCache,
+    console_host_keys,
+    ec2_console_fetcher,
+    known_hosts_lines,
+    write_known_hosts,
+)
 from .inventory import Inventory, Node
 from .nodelog import NodeLog
 from .redact import Redactor
@@ -23,20 +29,36 @@ from .steps import ALL_SCRIPTS
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 
 
-def ensure_known_hosts(settings: Settings, inventory: Inventory, log: NodeLog | None = None) -> Path:
-    """A known_hosts with every node's verified key: the given file, or one built from the consoles."""
+def ensure_known_hosts(
+    settings: Settings,
+    inventory: Inventory,
+    log: NodeLog | None = None,
+    fetch: Callable[[str], str] | None = None,
+) -> Path:
+    """A known_hosts with every node's verified key: the given file, or one built from the keys
+    cached per instance id, reading the console only for instances not seen before."""
     if settings.known_hosts is not None:
         if not settings.known_hosts.is_file():
             raise BootstrapError(f"--known-hosts {settings.known_hosts} does not exist")
         return settings.known_hosts
     path = settings.verified_known_hosts
-    fetch = ec2_console_fetcher(inventory.region)
+    cache = HostKeyCache(settings.host_key_cache)
     lines: list[str] = []
     for node in inventory.nodes:
-        lines += known_hosts_lines(node, console_host_keys(node, fetch, settings.console_timeout))
+        if not node.instance_id:
+            raise BootstrapError(
+                f"node {node.name} has no instance_id in the inventory: its host key cannot be read"
+            )
+        keys = cache.get(node.instance_id)
+        if keys is None:
+            fetch = fetch or ec2_console_fetcher(inventory.region)
+            keys = console_host_keys(node, fetch, settings.console_timeout)
+            cache.put(node.instance_id, keys)
+        lines += known_hosts_lines(node, keys)
+    cache.keep_only({n.instance_id for n in inventory.nodes})
     write_known_hosts(path, lines)
     if log is not None:
-        log.write(f"known_hosts {path} written from the EC2 console output of {len(inventory.nodes)} nodes")
+        log.write(f"known_hosts {path} written from the verified keys of {len(inventory.nodes)} instances")
     return path
 
 

@@ -185,6 +185,13 @@ class Doctor:
         except json.JSONDecodeError:
             return cri_runtime_check(node, None, "crictl info printed no JSON")
 
+    def model_cache(self, node: Node) -> Check:
+        session = self.cluster.sessions[node.name]
+        mounted = session.run(f"mountpoint -q {MODEL_CACHE_DIR}", check=False, timeout=30).code == 0
+        store = session.run("lsblk -dpno NAME,MODEL", check=False, timeout=30).stdout
+        owner = session.run(f"stat -c %u:%g {VLLM_CACHE_DIR}", check=False, timeout=30).stdout.strip()
+        return model_cache_check(node, mounted, "Amazon EC2 NVMe Instance Storage" in store, owner)
+
     def calico(self) -> Check:
         status = self.cluster.kubectl_json("get", "tigerastatus", "calico", check=False)
         conditions = {c["type"]: c["status"] for c in (status or {}).get("status", {}).get("conditions", [])}
@@ -216,6 +223,7 @@ class Doctor:
             )
         else:
             checks += gpu_checks(node.name, parse_nvidia_smi(smi.stdout))
+        checks.append(self.model_cache(node))
         labels = (item or {}).get("metadata", {}).get("labels", {})
         taints = (item or {}).get("spec", {}).get("taints") or []
         placed = labels.get("nvidia.com/gpu.present") == "true" and any(
@@ -248,6 +256,29 @@ class Doctor:
                 )
             )
         return checks
+
+
+MODEL_CACHE_DIR = "/mnt/model-cache"
+VLLM_CACHE_DIR = "/mnt/model-cache/vllm"
+VLLM_UID_GID = "10001:10001"  # the vllm-llama chart's pod user (values/aws-t4.yaml)
+
+
+def model_cache_check(node: Node, mounted: bool, has_instance_store: bool, owner: str) -> Check:
+    name = f"{node.name}: model cache"
+    fix = "make bootstrap (installs llama-model-cache.service); on the node: journalctl -u llama-model-cache"
+    if has_instance_store and not mounted:
+        return Check(
+            name,
+            "fail",
+            f"{MODEL_CACHE_DIR} is not mounted: vLLM would fill the root volume and lose its cache",
+            fix,
+        )
+    if owner != VLLM_UID_GID:
+        return Check(
+            name, "fail", f"{VLLM_CACHE_DIR} owned by {owner or 'nobody (missing)'}, not {VLLM_UID_GID}", fix
+        )
+    where = "the NVMe instance store" if mounted else "the root volume (no instance store)"
+    return Check(name, "ok", f"{MODEL_CACHE_DIR} on {where}, {VLLM_CACHE_DIR} owned by {VLLM_UID_GID}")
 
 
 def print_checks(checks: list[Check], console: Console) -> None:

@@ -8,7 +8,9 @@ account's credentials) can read: a trusted channel independent of the SSH connec
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import json
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -22,8 +24,15 @@ _FINGERPRINT_LINE = re.compile(r"\bSHA256:([0-9A-Za-z+/]+)\s+\S*\s*\((ED25519|EC
 
 
 def sha256_fingerprint(key_b64: str) -> str:
-    digest = hashlib.sha256(base64.b64decode(key_b64)).digest()
+    digest = hashlib.sha256(base64.b64decode(key_b64, validate=True)).digest()
     return base64.b64encode(digest).decode().rstrip("=")
+
+
+def _fingerprint_or_none(key_b64: str) -> str | None:
+    try:
+        return sha256_fingerprint(key_b64)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _block(text: str, name: str) -> str | None:
@@ -37,23 +46,27 @@ def _block(text: str, name: str) -> str | None:
 def parse_console_host_keys(console: str) -> list[tuple[str, str]]:
     """(key type, base64) pairs of the host keys cloud-init printed; empty while not printed yet.
 
-    When the fingerprint block is there too, every key must match one of its fingerprints: a
-    garbled or truncated console line is rejected rather than trusted.
+    When the fingerprint block is there too, a key is kept only when it matches one of its
+    fingerprints: a garbled or truncated console line (the serial console interleaves kernel
+    and cloud-init output) is skipped, not trusted; the other keys still count. Only when keys
+    were printed and none of them checks out is that an error.
     """
     keys_block = _block(console, "SSH HOST KEY KEYS")
     if keys_block is None:
         return []
     keys = [(m.group(1), m.group(2)) for m in _KEY_LINE.finditer(keys_block)]
     fingerprints_block = _block(console, "SSH HOST KEY FINGERPRINTS")
-    if fingerprints_block is not None:
-        printed = {m.group(1) for m in _FINGERPRINT_LINE.finditer(fingerprints_block)}
-        for key_type, key_b64 in keys:
-            if sha256_fingerprint(key_b64) not in printed:
-                raise HostKeyError(
-                    f"the console's {key_type} host key does not match any printed fingerprint; "
-                    "refusing to trust it. Fix: look at the instance's console output in the EC2 console."
-                )
-    return keys
+    if fingerprints_block is None:
+        return [(t, k) for t, k in keys if _fingerprint_or_none(k) is not None]
+    printed = {m.group(1) for m in _FINGERPRINT_LINE.finditer(fingerprints_block)}
+    verified = [(t, k) for t, k in keys if _fingerprint_or_none(k) in printed]
+    if keys and not verified:
+        raise HostKeyError(
+            f"none of the console's {len(keys)} host keys matches a printed fingerprint; refusing to "
+            "trust them. Fix: look at the instance's console output in the EC2 console, or pass "
+            "--known-hosts with keys you verified another way."
+        )
+    return verified
 
 
 def known_hosts_lines(node: Node, keys: Iterable[tuple[str, str]], port: int = 22) -> list[str]:
@@ -86,6 +99,44 @@ def console_host_keys(
                 "pass --known-hosts with keys you verified another way."
             )
         time.sleep(interval)
+
+
+class HostKeyCache:
+    """Verified host keys per EC2 instance id (JSON, 0600), so they outlive the console output.
+
+    cloud-init prints the keys to the console once per instance (cc_keys_to_console runs
+    per-instance), and `Latest=True` console output after a stop/start no longer holds them.
+    The keys belong to the instance, not its address: a new public IP reuses them, a replaced
+    instance (new id) is read from its console again.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.entries: dict[str, list[list[str]]] = json.loads(path.read_text())
+        except FileNotFoundError:
+            self.entries = {}
+
+    def get(self, instance_id: str) -> list[tuple[str, str]] | None:
+        keys = self.entries.get(instance_id)
+        return [(t, k) for t, k in keys] if keys else None
+
+    def put(self, instance_id: str, keys: list[tuple[str, str]]) -> None:
+        self.entries[instance_id] = [[t, k] for t, k in keys]
+        self._save()
+
+    def keep_only(self, instance_ids: set[str]) -> None:
+        """Forget instances that no longer exist (a replaced node's old id)."""
+        if set(self.entries) - instance_ids:
+            self.entries = {i: k for i, k in self.entries.items() if i in instance_ids}
+            self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(self.path)
 
 
 def ec2_console_fetcher(region: str) -> Callable[[str], str]:

@@ -7,10 +7,11 @@ from what is there, and every step script first checks whether its work is alrea
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from collections.abc import Callable
 
-from .cluster import Cluster, ensure_known_hosts, parallel
+from .cluster import ADMIN_KUBECONFIG, Cluster, ensure_known_hosts, parallel
 from .errors import BootstrapError, GateError, StepError
 from .inventory import Node
 from .progress import Progress
@@ -18,6 +19,8 @@ from .render import kubeadm_join_config
 from .retry import retry
 from .ssh import NodeSession
 from .steps import INIT_CONTROL_PLANE, INSTALL_CALICO, JOIN, LABEL_GPU, PREPARE, Step
+
+KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 
 _JOIN_COMMAND = re.compile(
     r"kubeadm join (?P<endpoint>\S+) --token (?P<token>[a-z0-9]{6}\.[a-z0-9]{16})\s+"
@@ -49,12 +52,15 @@ class Bootstrap:
         name = session.node.name
         self.progress.update(name, "running", step.script)
 
+        said: list[str] = []
+
         def once() -> str:
             result = session.run(
                 self.cluster.script_command(step.script, *args),
                 stdin=stdin,
                 timeout=self.settings.command_timeout,
             )
+            said[:] = (result.stdout + result.stderr).strip().splitlines()
             return step_outcome(result.stdout)
 
         def on_retry(attempt: int, error: BaseException, wait: float) -> None:
@@ -69,6 +75,12 @@ class Bootstrap:
             if outcome == "reboot":
                 self._reboot(session)
                 outcome = once()
+                if outcome == "reboot":
+                    raise StepError(
+                        "still needs a reboot after one reboot: the driver's kernel module does not "
+                        "load. Fix: read the diagnosis below (the DKMS build log's tail; also in "
+                        f"{session.log.path}), then re-run 'make bootstrap'.\n" + "\n".join(said[-30:])
+                    )
         except BootstrapError as error:
             self.progress.update(name, "failed", step.script, f"see {session.log.path}")
             raise StepError(f"{step.script} failed on {name}: {error}") from None
@@ -80,7 +92,7 @@ class Bootstrap:
         self.progress.update(session.node.name, "running", "reboot")
         session.run("systemctl reboot", check=False, timeout=30)
         session.close()
-        time.sleep(20)
+        time.sleep(self.settings.reboot_wait)
         session.connect()
         session.run(self.cluster.script_command("wait-for-cloud-init"), timeout=self.settings.command_timeout)
 
@@ -122,16 +134,32 @@ class Bootstrap:
         nodes = self.cluster.kubectl_json("get", "nodes") or {"items": []}
         return {item["metadata"]["name"] for item in nodes["items"]}
 
+    def machine_joined(self, node: Node) -> bool:
+        """Joined is a fact of the machine (kubeadm join wrote its kubelet.conf), not of the API's
+        Node list: a replaced instance under an old name has a Node object but no kubelet.conf."""
+        session = self.cluster.sessions[node.name]
+        return session.run(f"test -f {KUBELET_CONF}", check=False, timeout=30).code == 0
+
     def join_nodes(self) -> None:
-        registered = self.registered_nodes()
-        missing = [n for n in self.inventory.joining_nodes if n.name not in registered]
+        missing = [n for n in self.inventory.joining_nodes if not self.machine_joined(n)]
         for node in self.inventory.joining_nodes:
-            if node.name in registered:
+            if node not in missing:
                 # Still run the step: it only confirms (already done) and keeps the record complete.
                 self.run_step(self.cluster.sessions[node.name], JOIN, stdin=b"")
         if not missing:
             return
         cp = self.cluster.control_plane
+        registered = self.registered_nodes()
+        for node in missing:
+            if node.name in registered:
+                # The Node object of the instance this one replaced: kubeadm join refuses a name
+                # whose Node exists and is Ready, and its old status would mislead the gates.
+                self.progress.update(node.name, "running", "join", "deleting the stale Node object")
+                cp.run(
+                    f"kubectl --kubeconfig={ADMIN_KUBECONFIG} delete node {shlex.quote(node.name)}",
+                    timeout=120,
+                )
+                cp.log.write(f"stale Node {node.name} deleted: its machine has no {KUBELET_CONF}")
         self.progress.update(cp.node.name, "running", "join token")
         # The join command holds the token: secret_output keeps it out of every log, and the
         # redactor learns it before anything else could print it.

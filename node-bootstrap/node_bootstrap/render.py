@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -23,6 +24,39 @@ def render(template: str, **values: Any) -> str:
     return _ENV.get_template(template).render(**values)
 
 
+@dataclass(frozen=True)
+class KubeletReserved:
+    """What the kubelet keeps from pods on every node (KubeletConfiguration)."""
+
+    system_cpu: str = "200m"
+    system_memory_mib: int = 512
+    kube_cpu: str = "200m"
+    kube_memory_mib: int = 512
+    eviction_memory_mib: int = 300
+
+    @property
+    def system_memory(self) -> str:
+        return f"{self.system_memory_mib}Mi"
+
+    @property
+    def kube_memory(self) -> str:
+        return f"{self.kube_memory_mib}Mi"
+
+    @property
+    def eviction_memory(self) -> str:
+        return f"{self.eviction_memory_mib}Mi"
+
+    @property
+    def total_memory_mib(self) -> int:
+        return self.system_memory_mib + self.kube_memory_mib + self.eviction_memory_mib
+
+    def allocatable_memory_mib(self, capacity_mib: int) -> int:
+        return capacity_mib - self.total_memory_mib
+
+
+KUBELET_RESERVED = KubeletReserved()
+
+
 def kubeadm_init_config(settings: Settings, inventory: Inventory) -> str:
     node = inventory.control_plane
     sans = list(dict.fromkeys([node.public_ip, node.private_ip, node.name, "localhost", "127.0.0.1"]))
@@ -34,6 +68,7 @@ def kubeadm_init_config(settings: Settings, inventory: Inventory) -> str:
         pod_subnet=settings.pod_subnet,
         service_subnet=settings.service_subnet,
         cert_sans=sans,
+        reserved=KUBELET_RESERVED,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import PreflightError
 from .inventory import Inventory
 from .retry import RetryPolicy
 
@@ -33,6 +34,7 @@ class Settings:
     gate_timeout: float = 900.0
     gate_interval: float = 5.0
     console_timeout: float = 600.0
+    reboot_wait: float = 20.0  # before reconnecting: sshd must have gone down first
     auto_approve: bool = False
     live: bool = True
     calico_version: str = "v3.29.3"
@@ -46,14 +48,51 @@ class Settings:
         return self.state_dir / "logs"
 
     @property
+    def host_key_cache(self) -> Path:
+        """Verified host keys per instance id: the console shows them only on an instance's first boot."""
+        return self.state_dir / "host-keys.json"
+
+    @property
     def verified_known_hosts(self) -> Path:
         return self.known_hosts or self.state_dir / "known_hosts"
 
 
 def k8s_minor(version: str) -> str:
-    """v1.29.15 -> v1.29 (the pkgs.k8s.io channel)."""
+    """v1.29.15 -> v1.29."""
     major, minor = version.lstrip("v").split(".")[:2]
     return f"v{major}.{minor}"
+
+
+# SHA-256 of the linux/amd64 release binaries, as published beside them
+# (https://dl.k8s.io/release/<version>/bin/linux/amd64/<name>.sha256); the nodes refuse anything
+# else. Taken from a release-tracking pin list (edgelesssys/constellation's versions.go, generated
+# from those downloads); check against the .sha256 files when adding a version.
+KUBERNETES_SHA256: dict[str, dict[str, str]] = {
+    "v1.29.15": {
+        "kubeadm": "d0744fbaa1e67fc65c4a3409f083e01a4ede58181c759b2feeb08b1ef10d6201",
+        "kubelet": "cd0228a5820f98bbb6371344e5d6645f6486d767c30f927a1d0ec8d17eca4da5",
+        "kubectl": "3473e14c7b024a6e5403c6401b273b3faff8e5b1fed022d633815eb3168e4516",
+    },
+}
+# crictl (kubeadm's preflight needs it; CRI v1, works with every supported kubelet) and the
+# reference CNI plugins (what the kubernetes-cni package installed): the same two sources agree
+# on crictl's hash (kubespray's checksums.yml too).
+CRICTL_VERSION = "v1.33.0"
+CRICTL_SHA256 = "8307399e714626e69d1213a4cd18c8dec3d0201ecdac009b1802115df8973f0f"
+CNI_PLUGINS_VERSION = "v1.7.1"
+CNI_PLUGINS_SHA256 = "1a28a0506bfe5bcdc981caf1a49eeab7e72da8321f1119b7be85f22621013098"
+
+
+def kubernetes_sha256(version: str) -> dict[str, str]:
+    try:
+        return KUBERNETES_SHA256[version]
+    except KeyError:
+        raise PreflightError(
+            f"no pinned SHA-256 for Kubernetes {version} (pinned: {', '.join(sorted(KUBERNETES_SHA256))}). "
+            "Fix: add kubeadm, kubelet and kubectl from "
+            f"https://dl.k8s.io/release/{version}/bin/linux/amd64/<name>.sha256 to KUBERNETES_SHA256 in "
+            "node-bootstrap/node_bootstrap/settings.py, or set kubernetes_version to a pinned one."
+        ) from None
 
 
 def node_env(settings: Settings, inventory: Inventory) -> dict[str, str]:
@@ -63,14 +102,22 @@ def node_env(settings: Settings, inventory: Inventory) -> dict[str, str]:
     env = {
         "NB_K8S_VERSION": version,
         "NB_K8S_MINOR": minor,
-        "NB_K8S_PKG_VERSION": f"{version.lstrip('v')}-1.1",
-        "NB_K8S_APT_KEY_URL": f"https://pkgs.k8s.io/core:/stable:/{minor}/deb/Release.key",
-        "NB_K8S_APT_SOURCE": (
-            "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
-            f"https://pkgs.k8s.io/core:/stable:/{minor}/deb/ /"
+        "NB_K8S_RELEASE_URL": f"https://dl.k8s.io/release/{version}/bin/linux/amd64",
+        **{f"NB_K8S_SHA256_{name.upper()}": sha for name, sha in kubernetes_sha256(version).items()},
+        "NB_CRICTL_URL": (
+            f"https://github.com/kubernetes-sigs/cri-tools/releases/download/{CRICTL_VERSION}/"
+            f"crictl-{CRICTL_VERSION}-linux-amd64.tar.gz"
         ),
+        "NB_CRICTL_SHA256": CRICTL_SHA256,
+        "NB_CNI_URL": (
+            f"https://github.com/containernetworking/plugins/releases/download/{CNI_PLUGINS_VERSION}/"
+            f"cni-plugins-linux-amd64-{CNI_PLUGINS_VERSION}.tgz"
+        ),
+        "NB_CNI_SHA256": CNI_PLUGINS_SHA256,
         "NB_CONTAINERD_PACKAGE": "containerd",
-        "NB_NVIDIA_DRIVER_PACKAGES": "nvidia-headless-580-server nvidia-utils-580-server",
+        # Ubuntu's driver branch: linux-modules-nvidia-<branch>-<kernel> (prebuilt, signed) or
+        # nvidia-headless-<branch> (DKMS), with nvidia-utils-<branch>; 580 for CUDA 13 images.
+        "NB_NVIDIA_DRIVER_BRANCH": "580-server",
         "NB_NVIDIA_TOOLKIT_VERSION": "1.17.8-1",
         "NB_NVIDIA_APT_KEY_URL": "https://nvidia.github.io/libnvidia-container/gpgkey",
         "NB_NVIDIA_APT_SOURCE": (

@@ -33,7 +33,7 @@ PREPARE = (
     Step("load-kernel-modules", ALL),
     Step("configure-kernel-networking", ALL),
     Step("install-containerd", ALL, network=True),
-    Step("install-kubernetes-packages", ALL, network=True),
+    Step("install-kubernetes-binaries", ALL, network=True),
     Step("install-nvidia-driver", GPU, network=True),
     Step("install-nvidia-container-toolkit", GPU, network=True),
     Step("prepare-model-cache-disk", GPU),

@@ -80,15 +80,30 @@ def apply(settings: Settings) -> None:
         raise PreflightError("terraform apply failed or was declined (its output is above)")
 
 
+def _said(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line.strip(" │╷╵") for line in result.stderr.splitlines()]
+    return next((line for line in lines if line.startswith("Error:")), "") or "nothing"
+
+
 def inventory_output(settings: Settings) -> dict[str, Any]:
+    """The `inventory` output, read after a refresh: a stopped and started instance has a new
+    public address that the state only learns by refreshing (the control plane's Elastic IP stays)."""
     result = _terraform(settings, "output", "-no-color", "-json", "inventory", capture=True)
     if result.returncode != 0:
-        lines = [line.strip(" │╷╵") for line in result.stderr.splitlines()]
-        said = next((line for line in lines if line.startswith("Error:")), "")
         raise PreflightError(
             "terraform has no `inventory` output: the cluster does not exist yet. Fix: make cluster "
-            f"(terraform said: {said or 'nothing'})"
+            f"(terraform said: {_said(result)})"
         )
+    # -refresh-only changes no resource, only what the state knows about them.
+    refresh = _terraform(
+        settings, "apply", "-refresh-only", "-auto-approve", "-input=false", "-no-color", capture=True
+    )
+    if refresh.returncode != 0:
+        raise PreflightError(
+            "terraform could not refresh the cluster's state (the node addresses may have changed). "
+            f"Fix: check AWS credentials and region, then re-run (terraform said: {_said(refresh)})"
+        )
+    result = _terraform(settings, "output", "-no-color", "-json", "inventory", capture=True)
     return json.loads(result.stdout)
 
 

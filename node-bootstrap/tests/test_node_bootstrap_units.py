@@ -15,14 +15,16 @@ import pytest
 import yaml
 from node_bootstrap import SCRIPTS_DIR
 from node_bootstrap.cli import main
+from node_bootstrap.cluster import ensure_known_hosts
 from node_bootstrap.doctor import gpu_checks, parse_nvidia_smi
-from node_bootstrap.errors import HostKeyError, InventoryError
+from node_bootstrap.errors import HostKeyError, InventoryError, PreflightError
 from node_bootstrap.hostkeys import known_hosts_lines, parse_console_host_keys, sha256_fingerprint
 from node_bootstrap.inventory import parse_inventory
 from node_bootstrap.kubeconfig import public_kubeconfig
 from node_bootstrap.orchestrator import step_outcome
 from node_bootstrap.redact import MASK, Redactor
 from node_bootstrap.render import (
+    KUBELET_RESERVED,
     calico_installation,
     containerd_config,
     kubeadm_init_config,
@@ -45,13 +47,21 @@ INVENTORY = {
             "role": "control-plane",
             "public_ip": "203.0.113.10",
             "private_ip": "10.10.0.10",
+            "instance_id": "i-0aaa00000000000a1",
         },
-        {"name": "llama-worker-1", "role": "worker", "public_ip": "203.0.113.11", "private_ip": "10.10.1.11"},
+        {
+            "name": "llama-worker-1",
+            "role": "worker",
+            "public_ip": "203.0.113.11",
+            "private_ip": "10.10.1.11",
+            "instance_id": "i-0aaa00000000000a2",
+        },
         {
             "name": "llama-gpu-1",
             "role": "gpu-worker",
             "public_ip": "203.0.113.12",
             "private_ip": "10.10.2.12",
+            "instance_id": "i-0aaa00000000000a3",
         },
     ],
 }
@@ -128,8 +138,65 @@ def test_host_keys_are_read_from_the_console_and_checked_against_the_printed_fin
 def test_a_console_key_that_does_not_match_its_fingerprint_is_rejected() -> None:
     key_b64 = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"\x00\x00\x00\x20" + b"k" * 32).decode()
     other = base64.b64encode(hashlib.sha256(b"other").digest()).decode().rstrip("=")
-    with pytest.raises(HostKeyError, match="does not match any printed fingerprint"):
+    with pytest.raises(HostKeyError, match="none of the console's 1 host keys matches a printed fingerprint"):
         parse_console_host_keys(_console_with(key_b64, other))
+
+
+def _fake_key(seed: bytes) -> str:
+    return base64.b64encode(
+        b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + hashlib.sha256(seed).digest()
+    ).decode()
+
+
+def test_a_garbled_console_key_line_is_skipped_and_the_verified_keys_are_used() -> None:
+    good, other = _fake_key(b"ed25519"), _fake_key(b"ecdsa")
+    console = _console_with(good, sha256_fingerprint(good)).replace(
+        "-----END SSH HOST KEY KEYS-----",
+        # The serial console interleaves kernel messages: a key line cut in the middle.
+        f"ecdsa-sha2-nistp256 {other[:30]}[   13.1] random: crng init done\n"
+        f"ssh-rsa AAAA{'%' * 8}garbled\n-----END SSH HOST KEY KEYS-----",
+    )
+    assert parse_console_host_keys(console) == [("ssh-ed25519", good)]
+
+
+def test_host_keys_are_read_once_per_instance_and_reused_after_a_stop_start(tmp_path: Path) -> None:
+    inventory = parse_inventory(INVENTORY)
+    keys = {n.instance_id: _fake_key(n.instance_id.encode()) for n in inventory.nodes}
+    consoles = {i: _console_with(k, sha256_fingerprint(k)) for i, k in keys.items()}
+    asked: list[str] = []
+
+    def console(instance_id: str) -> str:
+        asked.append(instance_id)
+        return consoles[instance_id]
+
+    settings = Settings(state_dir=tmp_path, console_timeout=0)
+    first = ensure_known_hosts(settings, inventory, fetch=console).read_text()
+    assert sorted(asked) == sorted(keys)
+    assert (tmp_path / "host-keys.json").stat().st_mode & 0o777 == 0o600
+    # Stop/start: cloud-init does not print the keys again and the public addresses change.
+    consoles = dict.fromkeys(keys, "[    1.0] Booting Linux\n")
+    moved = dict(
+        INVENTORY, nodes=[dict(n, public_ip=f"198.51.100.{i}") for i, n in enumerate(INVENTORY["nodes"])]
+    )
+    second = ensure_known_hosts(settings, parse_inventory(moved), fetch=console).read_text()
+    assert len(asked) == 3, "no console read for instances whose keys are cached"
+    assert [line.split()[1:] for line in first.splitlines()] == [
+        line.split()[1:] for line in second.splitlines()
+    ]
+    assert "198.51.100.0 ssh-ed25519" in second
+    # A replaced node (same name, new instance id) is read from its console, the old id forgotten.
+    replaced = dict(
+        INVENTORY, nodes=[*INVENTORY["nodes"][:2], dict(INVENTORY["nodes"][2], instance_id="i-0new")]
+    )
+    new_key = _fake_key(b"new")
+    consoles["i-0new"] = _console_with(new_key, sha256_fingerprint(new_key))
+    third = ensure_known_hosts(settings, parse_inventory(replaced), fetch=console).read_text()
+    assert asked[-1] == "i-0new" and new_key in third
+    assert set(json.loads((tmp_path / "host-keys.json").read_text())) == {
+        "i-0aaa00000000000a1",
+        "i-0aaa00000000000a2",
+        "i-0new",
+    }
 
 
 def test_console_without_keys_yet_gives_nothing_to_trust() -> None:
@@ -159,6 +226,19 @@ def test_rendered_kubeadm_init_config_follows_the_checklist() -> None:
     assert cluster["networking"]["podSubnet"] == "192.168.0.0/16"
     assert "203.0.113.10" in cluster["apiServer"]["certSANs"]
     assert kubelet["cgroupDriver"] == "systemd"
+
+
+def test_kubelet_reserves_memory_so_vllms_limit_still_fits_the_gpu_node() -> None:
+    docs = list(yaml.safe_load_all(kubeadm_init_config(Settings(), parse_inventory(INVENTORY))))
+    kubelet = next(d for d in docs if d["kind"] == "KubeletConfiguration")
+    assert kubelet["cgroupDriver"] == "systemd"
+    assert kubelet["systemReserved"]["memory"] == "512Mi" and kubelet["kubeReserved"]["memory"] == "512Mi"
+    assert kubelet["evictionHard"]["memory.available"] == "300Mi"
+    assert kubelet["enforceNodeAllocatable"] == ["pods"]
+    # g4dn.xlarge: 16 GiB, of which the kernel reports about 15 700 MiB as MemTotal.
+    allocatable = KUBELET_RESERVED.allocatable_memory_mib(15_700)
+    vllm_limit, node_agents = 13 * 1024, 600  # values/aws-t4.yaml; device plugin, DCGM, calico, kube-proxy
+    assert vllm_limit + node_agents <= allocatable < 15_700 - 1024
 
 
 def test_rendered_join_config_taints_and_labels_only_gpu_nodes() -> None:
@@ -207,11 +287,18 @@ def test_node_env_pins_the_kubernetes_channel_and_accepts_only_known_overrides(t
     inventory = parse_inventory(INVENTORY)
     env = node_env(Settings(), inventory)
     assert k8s_minor("v1.30.2") == "v1.30"
-    assert env["NB_K8S_PKG_VERSION"] == "1.29.15-1.1"
-    assert "pkgs.k8s.io/core:/stable:/v1.29/deb/" in env["NB_K8S_APT_SOURCE"]
+    # Release binaries with pinned checksums, not the pkgs.k8s.io repository whose key expires.
+    assert env["NB_K8S_RELEASE_URL"] == "https://dl.k8s.io/release/v1.29.15/bin/linux/amd64"
+    assert all(len(env[f"NB_K8S_SHA256_{b}"]) == 64 for b in ("KUBEADM", "KUBELET", "KUBECTL"))
+    assert not [k for k in env if "APT" in k and "K8S" in k]
+    unpinned = parse_inventory(dict(INVENTORY, kubernetes_version="v1.30.14"))
+    with pytest.raises(PreflightError, match=r"no pinned SHA-256 for Kubernetes v1\.30\.14"):
+        node_env(Settings(), unpinned)
     overrides = tmp_path / "node.env"
-    overrides.write_text("NB_K8S_APT_KEY_URL=\n")
-    assert node_env(Settings(node_env_file=overrides), inventory)["NB_K8S_APT_KEY_URL"] == ""
+    overrides.write_text("NB_K8S_RELEASE_URL=file:///srv/mirror\n")
+    assert (
+        node_env(Settings(node_env_file=overrides), inventory)["NB_K8S_RELEASE_URL"] == "file:///srv/mirror"
+    )
     overrides.write_text("NB_TYPO=1\n")
     with pytest.raises(ValueError, match="NB_TYPO=1"):
         node_env(Settings(node_env_file=overrides), inventory)

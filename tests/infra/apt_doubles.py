@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -17,20 +18,17 @@ from pathlib import Path
 # containerd is not here: the nodes use the test machine's real Debian containerd (its overlay
 # root shows it, and dpkg lists it installed, like an image with containerd preinstalled).
 REPOSITORIES: dict[str, list[tuple[str, str, list[str], str]]] = {
-    "k8s": [
-        ("kubelet", "1.29.15-1.1", ["kubelet"], ""),
-        # pkgs.k8s.io's kubeadm depends on cri-tools (crictl): kubeadm's preflight needs it.
-        ("kubeadm", "1.29.15-1.1", ["kubeadm"], "cri-tools (>= 1.28.0)"),
-        ("kubectl", "1.29.15-1.1", ["kubectl"], ""),
-        ("cri-tools", "1.29.0-1.1", ["crictl"], ""),
-        # An older patch release, so a wrong pin would be visible.
-        ("kubeadm", "1.29.14-1.1", ["kubeadm"], "cri-tools (>= 1.28.0)"),
-    ],
     "nvidia": [
         ("nvidia-container-toolkit-base", "1.17.8-1", ["nvidia-ctk", "nvidia-container-runtime"], ""),
         ("nvidia-container-toolkit", "1.17.8-1", [], "nvidia-container-toolkit-base (= 1.17.8-1)"),
     ],
     "ubuntu": [
+        # What install-kubernetes-binaries takes from the distribution (kubeadm's preflight).
+        *((p, "1.0-0ubuntu1", [], "") for p in ("conntrack", "socat", "ethtool", "iptables")),
+        # Canonical's prebuilt, signed modules for the running kernel (the test machine's, as
+        # `uname -r` says on the nodes); the DKMS packages below stay for kernels without them.
+        (f"linux-modules-nvidia-580-server-{os.uname().release}", "580.95.05-0ubuntu0.22.04.1", [], ""),
+        ("nvidia-headless-no-dkms-580-server", "580.95.05-0ubuntu0.22.04.1", [], ""),
         ("nvidia-headless-580-server", "580.95.05-0ubuntu0.22.04.1", [], ""),
         ("nvidia-utils-580-server", "580.95.05-0ubuntu0.22.04.1", ["nvidia-smi"], ""),
     ],
@@ -89,3 +87,39 @@ def build_repositories(root: Path) -> Path:
             if stage.is_dir():
                 subprocess.run(["rm", "-rf", str(stage)], check=True)
     return root
+
+
+def _tar(path: Path, files: dict[str, str]) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+
+
+def build_kubernetes_release(root: Path) -> dict[str, str]:
+    """Double of the release downloads (dl.k8s.io, cri-tools and CNI releases on GitHub) as files
+    the nodes fetch with curl from file:// URLs: the doubles' programs, laid out as upstream
+    (<version>/bin/linux/amd64/<name>, crictl and CNI tarballs). Returns the node.env overrides
+    pointing at them, with their real SHA-256s, so the nodes' checksum verification runs for real.
+    v1.29.14 is there too, so a wrong version in a URL would be visible."""
+    env: dict[str, str] = {}
+    for version in ("v1.29.15", "v1.29.14"):
+        bin_dir = root / version / "bin/linux/amd64"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("kubeadm", "kubelet", "kubectl"):
+            (bin_dir / name).write_text(WRAPPER.format(command=name) + f"# release {version}\n")
+            if version == "v1.29.15":
+                digest = hashlib.sha256((bin_dir / name).read_bytes()).hexdigest()
+                env[f"NB_K8S_SHA256_{name.upper()}"] = digest
+    env["NB_K8S_RELEASE_URL"] = "file:///srv/apt-doubles/k8s-release/v1.29.15/bin/linux/amd64"
+    _tar(root / "crictl.tar.gz", {"crictl": WRAPPER.format(command="crictl")})
+    _tar(root / "cni-plugins.tgz", {"loopback": "#!/bin/sh\n# TEST DOUBLE of the CNI loopback plugin\n"})
+    for key, name in (("CRICTL", "crictl.tar.gz"), ("CNI", "cni-plugins.tgz")):
+        env[f"NB_{key}_URL"] = f"file:///srv/apt-doubles/k8s-release/{name}"
+        env[f"NB_{key}_SHA256"] = hashlib.sha256((root / name).read_bytes()).hexdigest()
+    return env

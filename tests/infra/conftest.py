@@ -50,6 +50,7 @@ def cli_args(files: dict[str, Path], command: str, **overrides: Path) -> list[st
         "--connect-timeout", "3",
         "--retry-base-delay", "0.2",
         "--gate-timeout", "30",
+        "--reboot-wait", "1",
         command,
     ]  # fmt: skip
 

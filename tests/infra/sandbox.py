@@ -30,7 +30,7 @@ from pathlib import Path
 
 from scripts.localstack.process import ManagedProcess, stop_pid
 
-from .apt_doubles import build_repositories
+from .apt_doubles import build_kubernetes_release, build_repositories
 
 HERE = Path(__file__).resolve().parent
 SUBNET = "10.250.0"
@@ -46,10 +46,8 @@ KERNEL_DOUBLES = [
     "lsblk",
 ]
 DOUBLE_APT_SOURCES = {
-    "NB_K8S_APT_SOURCE": "deb [trusted=yes] file:/srv/apt-doubles/k8s ./",
     "NB_NVIDIA_APT_SOURCE": "deb [trusted=yes] file:/srv/apt-doubles/nvidia ./",
     # The double repositories need no key: declared [trusted=yes] above.
-    "NB_K8S_APT_KEY_URL": "",
     "NB_NVIDIA_APT_KEY_URL": "",
 }
 
@@ -111,6 +109,7 @@ class Lab:
     nodes: list[SandboxNode] = field(default_factory=list)
     client_key: Path = field(init=False)
     shared: Path = field(init=False)
+    release_env: dict[str, str] = field(default_factory=dict)  # the release doubles' URLs and SHA-256s
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -292,7 +291,8 @@ class Lab:
         return path
 
     def node_env(self, path: Path) -> Path:
-        path.write_text("".join(f"{k}={v}\n" for k, v in DOUBLE_APT_SOURCES.items()))
+        overrides = {**DOUBLE_APT_SOURCES, **self.release_env}
+        path.write_text("".join(f"{k}={v}\n" for k, v in overrides.items()))
         return path
 
     def calls(self) -> list[dict]:
@@ -322,10 +322,11 @@ class Lab:
             check=False,
         )
 
-    def in_node(self, node: SandboxNode, *argv: str) -> subprocess.CompletedProcess[str]:
+    def in_node(self, node: SandboxNode, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a command inside a node's mount namespace and root (as if on its console)."""
         assert node.sshd is not None
-        return sh("nsenter", "-t", str(node.sshd.pid), "-m", "-n", "chroot", str(node.dir / "merged"), *argv)
+        merged = str(node.dir / "merged")
+        return sh("nsenter", "-t", str(node.sshd.pid), "-m", "-n", "chroot", merged, *argv, check=check)
 
     # -- teardown -------------------------------------------------------------------------------
     def close(self) -> None:
@@ -345,6 +346,7 @@ def build_lab(workdir: Path) -> Lab:
     lab = Lab(workdir)
     try:
         apt_root = build_repositories(workdir / "apt-doubles")
+        lab.release_env = build_kubernetes_release(apt_root / "k8s-release")
         lab.write_client_key()
         lab.build_network()
         for name, role, octet in (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import time
@@ -29,7 +30,7 @@ PREPARE_STEPS = [
     "load-kernel-modules",
     "configure-kernel-networking",
     "install-containerd",
-    "install-kubernetes-packages",
+    "install-kubernetes-binaries",
 ]
 GPU_STEPS = ["install-nvidia-driver", "install-nvidia-container-toolkit", "prepare-model-cache-disk"]
 
@@ -142,9 +143,19 @@ def test_first_bootstrap_leaves_real_node_state_pinned_and_configured(lab: Lab, 
     upper = {n.name: n.upper for n in lab.nodes}
     for name in upper:
         status = dpkg_status(lab, name)
-        for package in ("kubelet", "kubeadm", "kubectl"):
-            # The double repository also offers kubeadm 1.29.14: only the pin picks 1.29.15.
-            assert status[package] == ("1.29.15-1.1", "hold ok installed"), (name, package, status[package])
+        # The release binaries, byte for byte those whose SHA-256 is pinned (the release
+        # doubles also hold v1.29.14: only the right URL and pin give these bytes).
+        for binary in ("kubelet", "kubeadm", "kubectl"):
+            digest = hashlib.sha256((upper[name] / "usr/local/bin" / binary).read_bytes()).hexdigest()
+            assert digest == lab.release_env[f"NB_K8S_SHA256_{binary.upper()}"], (name, binary)
+        assert (upper[name] / "usr/local/bin/crictl").is_file()
+        assert (upper[name] / "opt/cni/bin/loopback").is_file()
+        assert (
+            "ExecStart=/usr/local/bin/kubelet"
+            in (upper[name] / "etc/systemd/system/kubelet.service").read_text()
+        )
+        assert not (upper[name] / "etc/apt/sources.list.d/kubernetes.list").exists(), "no pkgs.k8s.io"
+        assert status["conntrack"][1] == "install ok installed"
         assert status["containerd"][1] == "install ok installed"
         config = (upper[name] / "etc/containerd/config.toml").read_text()
         assert "\nimports" not in config, "containerd 1.x replaces whole sections from imported files"
@@ -161,13 +172,23 @@ def test_first_bootstrap_leaves_real_node_state_pinned_and_configured(lab: Lab, 
             assert f"{key} = 1" in sysctl
         fstab = (upper[name] / "etc/fstab").read_text()
         assert "# disabled by node-bootstrap: /swap.img none swap" in fstab
-        assert "pkgs" not in (upper[name] / "etc/apt/sources.list.d/kubernetes.list").read_text()
     gpu = dpkg_status(lab, "llama-gpu-1")
     assert gpu["nvidia-container-toolkit"] == ("1.17.8-1", "hold ok installed")
-    assert gpu["nvidia-utils-580-server"][1] == "install ok installed"
+    # Prebuilt, signed modules for the running kernel (no DKMS build), driver packages held.
+    prebuilt = f"linux-modules-nvidia-580-server-{os.uname().release}"
+    for package in (prebuilt, "nvidia-headless-no-dkms-580-server", "nvidia-utils-580-server"):
+        assert gpu[package][1] == "hold ok installed", (package, gpu[package])
+    assert "nvidia-headless-580-server" not in gpu, "the DKMS build is only the fallback"
     assert "nvidia-container-toolkit" not in dpkg_status(lab, "llama-worker-1")
-    gpu_fstab = (upper["llama-gpu-1"] / "etc/fstab").read_text()
-    assert re.search(r"^UUID=\S+ /mnt/model-cache ext4 defaults,nofail,noatime 0 2", gpu_fstab, re.M)
+    # The model cache is mounted by a unit at every boot, before the kubelet; not by fstab.
+    assert "/mnt/model-cache" not in (upper["llama-gpu-1"] / "etc/fstab").read_text()
+    unit = (upper["llama-gpu-1"] / "etc/systemd/system/llama-model-cache.service").read_text()
+    assert "Before=kubelet.service" in unit and "ExecStart=/usr/local/sbin/llama-model-cache" in unit
+    dropin = upper["llama-gpu-1"] / "etc/systemd/system/kubelet.service.d/20-llama-model-cache.conf"
+    assert "Requires=llama-model-cache.service" in dropin.read_text()
+    assert json.loads((upper["llama-gpu-1"] / "var/lib/node-doubles/mounts.json").read_text()) == [
+        "/mnt/model-cache"
+    ]
     blkid = sh("blkid", "-o", "value", "-s", "TYPE", str(upper["llama-gpu-1"] / "srv/instance-store.img"))
     assert blkid.stdout.strip() == "ext4"
     nodes = json.loads((lab.shared / "nodes.json").read_text())
@@ -248,6 +269,7 @@ def test_doctor_checks_the_gpu_through_nvml_and_prints_each_fix(doctor_run: Run)
         "Calico",
         "CRI runtimes",
         "runc (SystemdCgroup), nvidia (SystemdCgroup)",
+        "/mnt/model-cache on the NVMe instance store",
         "GPU label and taint",
     ):
         assert expected in output, expected
@@ -310,7 +332,7 @@ def test_doctor_names_a_broken_gpu_node_and_bootstrap_repairs_it(
     said = " ".join(broken.output.split())
     assert "couldn't communicate with the NVIDIA driver" in said
     assert "llama-gpu-1: CRI runtimes" in said and "containerd's CRI plugin does not answer" in said
-    assert "unknown service runtime.v1.RuntimeService" in said
+    # (the real containerd says "unknown service runtime.v1.RuntimeService": test_containerd_real)
     assert said.count("make bootstrap") >= 2, "each failure prints its fix"
     repair = run(lab, cli_args(cli_files, "bootstrap"))
     assert repair.result.returncode == 0, repair.output
@@ -326,6 +348,26 @@ def test_doctor_names_a_broken_gpu_node_and_bootstrap_repairs_it(
     assert set(runtimes) == {"runc", "nvidia"}
     assert not [c for c in repair.calls if c["mutates"] and c["node"] != "llama-gpu-1"]
     assert run(lab, cli_args(cli_files, "doctor")).result.returncode == 0
+
+
+def test_a_release_binary_that_does_not_match_its_pinned_sha256_is_never_installed(
+    lab: Lab, cli_files: dict[str, Path], doctor_run: Run
+) -> None:
+    worker = next(n for n in lab.nodes if n.name == "llama-worker-1")
+    download = "/srv/apt-doubles/k8s-release/v1.29.15/bin/linux/amd64/kubectl"
+    original = lab.in_node(worker, "cat", download).stdout
+    lab.in_node(worker, "sh", "-c", f"echo 'echo tampered' >> {download} && rm /usr/local/bin/kubectl")
+    try:
+        attempt = run(lab, cli_args(cli_files, "bootstrap"))
+        assert attempt.result.returncode == 1
+        said = " ".join(attempt.output.split())
+        assert "install-kubernetes-binaries failed on llama-worker-1" in said
+        assert f"checksum mismatch for file://{download}" in said
+        assert lab.in_node(worker, "test", "-e", "/usr/local/bin/kubectl", check=False).returncode == 1
+    finally:
+        lab.in_node(worker, "sh", "-c", f"cat > {download} <<'EOF'\n{original}EOF")
+    repaired = run(lab, cli_args(cli_files, "bootstrap"))
+    assert repaired.result.returncode == 0, repaired.output
 
 
 def test_a_changed_host_key_is_refused_with_a_clear_message(

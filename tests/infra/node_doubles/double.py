@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -90,14 +91,15 @@ def available_modules() -> set[str]:
     (no aufs); nvidia exists once the driver package is installed and its module was built for
     the running kernel (a test sets STATE/nvidia-module-missing to mimic a kernel without it)."""
     modules = {"overlay", "br_netfilter"}
-    status = subprocess.run(
-        ["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "nvidia-headless-580-server"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout
-    if status[1:2] == "i" and not (STATE / "nvidia-module-missing").exists():
-        modules.add("nvidia")
+    for package in (f"linux-modules-nvidia-580-server-{os.uname().release}", "nvidia-headless-580-server"):
+        status = subprocess.run(
+            ["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        if status[1:2] == "i" and not (STATE / "nvidia-module-missing").exists():
+            modules.add("nvidia")
     return modules
 
 
@@ -151,6 +153,33 @@ def swapoff(argv: list[str]) -> None:
     save(STATE / "swap.json", [])
 
 
+def run_unit(name: str) -> bool:
+    """A oneshot unit with an ExecStart in /etc/systemd/system: run it, as systemd would."""
+    unit = Path(f"/etc/systemd/system/{name}.service")
+    if not unit.exists():
+        return True
+    exec_start = re.search(r"^ExecStart=(.+)$", unit.read_text(), re.M)
+    if exec_start is None:
+        return True
+    with open(f"/var/log/{name}.log", "ab") as log:
+        return (
+            subprocess.run(exec_start.group(1).split(), stdout=log, stderr=log, check=False).returncode == 0
+        )
+
+
+def start_unit(units: dict, name: str) -> None:
+    if name == "containerd":
+        start_containerd()
+    elif not run_unit(name):
+        units.setdefault(name, {})["active"] = False
+        save(STATE / "units.json", units)
+        fail(
+            f"Job for {name}.service failed because the control process exited with error code.\n"
+            f'See "systemctl status {name}.service" and "journalctl -xeu {name}.service" for details.'
+        )
+    units.setdefault(name, {})["active"] = True
+
+
 def systemctl(argv: list[str]) -> None:
     units = load(STATE / "units.json", {})
     args = [a for a in argv if not a.startswith("--")]
@@ -167,16 +196,67 @@ def systemctl(argv: list[str]) -> None:
                 sys.exit(3)
         return
     record("systemctl", argv, True)
+    if verb == "reboot":
+        boot([])
+        return
+    if verb == "daemon-reload":
+        return
     for name in names:
-        unit = units.setdefault(name, {})
-        if verb in ("restart", "start") or (verb == "enable" and "--now" in argv):
-            unit["active"] = True
-            if name == "containerd" and (verb == "restart" or containerd_pid() is None):
-                start_containerd()
         if verb == "enable":
-            unit["enabled"] = True
-        elif verb not in ("reboot", "restart", "start"):
+            units.setdefault(name, {})["enabled"] = True
+            if "--now" in argv and not units[name].get("active"):
+                start_unit(units, name)
+        elif verb == "restart" or (verb == "start" and not units.get(name, {}).get("active")):
+            start_unit(units, name)
+        elif verb != "start":
             fail(f"systemctl double: unsupported verb {verb}")
+    save(STATE / "units.json", units)
+
+
+def boot(argv: list[str]) -> None:
+    """TEST HOOK, not a program: the node boots again (a reboot, or a stop/start: then the test
+    blanks the instance store first). What the kernel and systemd do at boot, in their order:
+    runtime state is gone, systemd-modules-load and udev load modules (nvidia when its module
+    exists for the kernel), systemd-sysctl applies /etc/sysctl.d, then the enabled units start,
+    each after what it is ordered after (Before=kubelet.service first, the kubelet last, and
+    not at all when a unit its drop-ins Require failed)."""
+    record("boot", argv, True)
+    stop_containerd()
+    save(STATE / "mounts.json", [])
+    save(STATE / "sysctl.json", {})
+    for module in Path("/sys/module").glob("*"):
+        module.rmdir()
+    for conf in sorted(c for c in Path("/etc/modules-load.d").glob("*.conf") if c.is_file()):
+        for line in conf.read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith(("#", ";")):
+                modprobe([line.strip()])
+    if "nvidia" in available_modules():
+        modprobe(["nvidia"])
+    for conf in sorted(c for c in Path("/etc/sysctl.d").glob("*.conf") if c.is_file()):
+        sysctl(["-q", "-p", str(conf)])
+    units = load(STATE / "units.json", {})
+    for unit in units.values():
+        unit["active"] = False
+
+    def order(name: str) -> int:
+        unit = Path(f"/etc/systemd/system/{name}.service")
+        if unit.exists() and "Before=kubelet.service" in unit.read_text():
+            return 0
+        return {"containerd": 1, "kubelet": 3}.get(name, 2)
+
+    for name in sorted((n for n, u in units.items() if u.get("enabled")), key=order):
+        required = [
+            m.group(1).removesuffix(".service")
+            for dropin in Path(f"/etc/systemd/system/{name}.service.d").glob("*.conf")
+            for m in re.finditer(r"^Requires=(\S+)", dropin.read_text(), re.M)
+        ]
+        if any(not units.get(r, {}).get("active") for r in required):
+            continue  # systemd: "Dependency failed for ..."
+        if name == "containerd":
+            start_containerd()
+            units[name]["active"] = True
+        else:
+            units[name]["active"] = run_unit(name)
     save(STATE / "units.json", units)
 
 
@@ -187,11 +267,22 @@ def mountpoint(argv: list[str]) -> None:
 
 
 def mount(argv: list[str]) -> None:
-    target = argv[-1]
-    entry = [line for line in Path("/etc/fstab").read_text().splitlines() if f" {target} " in line]
-    if not entry:
-        fail(f"mount: {target}: can't find in /etc/fstab.")
-    record("mount", argv, True, fstab=entry[0])
+    """`mount TARGET` (from /etc/fstab) or `mount [-o OPTS] DEVICE TARGET`, as util-linux's mount."""
+    positional = [a for i, a in enumerate(argv) if not a.startswith("-") and (i == 0 or argv[i - 1] != "-o")]
+    target = positional[-1]
+    if len(positional) == 1:
+        entry = [line for line in Path("/etc/fstab").read_text().splitlines() if f" {target} " in line]
+        if not entry:
+            fail(f"mount: {target}: can't find in /etc/fstab.")
+        device = entry[0].split()[0]
+    else:
+        device = positional[0]
+    if not Path(target).is_dir():
+        fail(f"mount: {target}: mount point does not exist.")
+    blkid = subprocess.run(["blkid", "-o", "value", "-s", "TYPE", device], capture_output=True, text=True)
+    if device.startswith("/") and blkid.stdout.strip() == "":
+        fail(f"mount: {target}: wrong fs type, bad option, bad superblock on {device}, or other error.")
+    record("mount", argv, True, device=device)
     mounts = load(STATE / "mounts.json", [])
     save(STATE / "mounts.json", [*mounts, target])
 
@@ -233,21 +324,59 @@ def kubeadm(argv: list[str]) -> None:
         )
         if "--skip-token-print" not in argv:
             fail("kubeadm double: init must not print its token (--skip-token-print)")
-        address = field(config, "advertiseAddress")
         kube = Path("/etc/kubernetes")
+        # kubeadm v1.29 preflight (cmd/kubeadm/app/preflight/checks.go FileAvailableCheck): files
+        # of an earlier init stop it until `kubeadm reset`.
+        for leftover in ("manifests/kube-apiserver.yaml", "admin.conf"):
+            if (kube / leftover).exists():
+                fail(
+                    "error execution phase preflight: [preflight] Some fatal errors occurred:\n"
+                    f"\t[ERROR FileAvailable--etc-kubernetes-{leftover.replace('/', '-')}]: "
+                    f"/etc/kubernetes/{leftover} already exists\n"
+                    "[preflight] If you know what you are doing, you can make a check non-fatal with "
+                    "`--ignore-preflight-errors=...`"
+                )
+        address = field(config, "advertiseAddress")
         (kube / "manifests").mkdir(parents=True, exist_ok=True)
         (kube / "manifests/kube-apiserver.yaml").write_text("# kube-apiserver static pod (double)\n")
         (kube / "admin.conf").write_text(kubeconfig_text(f"https://{address}:6443"))
         (kube / "admin.conf").chmod(0o600)
         (kube / "kubelet.conf").write_text("# kubelet.conf (double)\n")
         with Locked():
-            save(CLUSTER / "apiserver.json", {"endpoint": f"{address}:6443"})
+            save(CLUSTER / "apiserver.json", {"endpoint": f"{address}:6443", "node": NODE})
             register(
                 field(config, "name"),
                 {"node-role.kubernetes.io/control-plane": ""},
                 [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
             )
+            # A test can cut init short after a phase, as a lost SSH session or a timeout would.
+            inject = load(CLUSTER / "inject.json", {})
+            if inject.pop("kubeadm-init-stops-before", None) == "addon":
+                save(CLUSTER / "inject.json", inject)
+                save(CLUSTER / "kube-system.json", {"configmap": ["kubeadm-config"]})
+                fail("error execution phase addon/coredns: unable to create deployment: deadline exceeded")
+            save(
+                CLUSTER / "kube-system.json",
+                {"configmap": ["kubeadm-config"], "daemonset": ["kube-proxy"], "deployment": ["coredns"]},
+            )
         print("Your Kubernetes control-plane has initialized successfully!")
+        return
+    if argv[:1] == ["reset"]:
+        record("kubeadm", argv, True)
+        if "--force" not in argv and "-f" not in argv:
+            fail("kubeadm double: reset asks for confirmation on a terminal; use --force")
+        shutil.rmtree("/etc/kubernetes", ignore_errors=True)
+        Path("/etc/kubernetes/manifests").mkdir(parents=True, exist_ok=True)
+        with Locked():
+            nodes = load(CLUSTER / "nodes.json", {})
+            nodes.pop(NODE, None)
+            save(CLUSTER / "nodes.json", nodes)
+            if (CLUSTER / "apiserver.json").exists() and load(CLUSTER / "apiserver.json", {}).get(
+                "node", NODE
+            ) == NODE:
+                (CLUSTER / "apiserver.json").unlink()
+                (CLUSTER / "kube-system.json").unlink(missing_ok=True)
+        print("[reset] Deleted contents of the etcd data directory: /var/lib/etcd")
         return
     if argv[:2] == ["token", "create"]:
         record("kubeadm", argv, True)
@@ -278,6 +407,13 @@ def kubeadm(argv: list[str]) -> None:
         with Locked():
             if field(config, "token") not in load(CLUSTER / "tokens.json", {}):
                 fail("kubeadm double: [discovery] token is invalid or expired")
+            if name in load(CLUSTER / "nodes.json", {}):
+                # kubeadm v1.29 phases/kubelet.go (join): a Ready Node of that name blocks the join.
+                fail(
+                    f'error execution phase kubelet-start: a Node with name "{name}" and status "Ready" '
+                    "already exists in the cluster. You must delete the existing Node or change the "
+                    "name of this new joining Node"
+                )
             labels = dict(kv.split("=", 1) for kv in field(config, "node-labels").split(",") if "=" in kv)
             taints = (
                 [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
@@ -324,12 +460,24 @@ def node_object(name: str, node: dict, network_ready: bool) -> dict:
     }
 
 
+def kubeconfig_server(path: str) -> str:
+    match = re.search(r"server: https://(\S+)", Path(path).read_text())
+    return match.group(1) if match else "localhost:8080"
+
+
 def kubectl(argv: list[str]) -> None:
     kubeconfig = os.environ.get("KUBECONFIG", "")
     args = []
-    for arg in argv:
+    namespace = "default"
+    rest = iter(argv)
+    for arg in rest:
+        # kubectl takes its global flags anywhere on the line.
         if arg.startswith("--kubeconfig="):
             kubeconfig = arg.split("=", 1)[1]
+        elif arg in ("-n", "--namespace"):
+            namespace = next(rest)
+        elif arg.startswith("--namespace="):
+            namespace = arg.split("=", 1)[1]
         else:
             args.append(arg)
     if not kubeconfig or not Path(kubeconfig).exists():
@@ -338,12 +486,37 @@ def kubectl(argv: list[str]) -> None:
             "did you specify the right host or port?"
         )
     verb = args[0]
-    mutating = verb in ("create", "apply", "annotate", "label", "taint")
+    mutating = verb in ("create", "apply", "annotate", "label", "taint", "delete")
     record("kubectl", argv, mutating)
     with Locked():
         nodes = load(CLUSTER / "nodes.json", {})
         calico = load(CLUSTER / "calico.json", {})
         network_ready = bool(calico.get("installation"))
+        if not (CLUSTER / "apiserver.json").exists():
+            server = kubeconfig_server(kubeconfig)
+            fail(
+                f"The connection to the server {server} was refused - did you specify the right host or port?"
+            )
+        kube_system = load(CLUSTER / "kube-system.json", {})
+        if verb == "get" and args[1] == "--raw":
+            print("ok")
+            return
+        if (
+            verb == "get"
+            and args[1] in ("configmap", "daemonset", "deployment")
+            and namespace == "kube-system"
+        ):
+            if args[2] not in kube_system.get(args[1], []):
+                fail(f'Error from server (NotFound): {args[1]}s "{args[2]}" not found')
+            print(json.dumps({"kind": args[1], "metadata": {"name": args[2], "namespace": "kube-system"}}))
+            return
+        if verb == "delete" and args[1] == "node":
+            if args[2] not in nodes:
+                fail(f'Error from server (NotFound): nodes "{args[2]}" not found')
+            del nodes[args[2]]
+            save(CLUSTER / "nodes.json", nodes)
+            print(f'node "{args[2]}" deleted')
+            return
         if verb == "get":
             kind = args[1]
             as_json = "-o" in args and args[args.index("-o") + 1] == "json"
@@ -689,6 +862,7 @@ COMMANDS = {
     "systemctl": systemctl,
     "mountpoint": mountpoint,
     "mount": mount,
+    "boot": boot,
     "lsblk": lsblk,
     "kubeadm": kubeadm,
     "kubectl": kubectl,

@@ -1,0 +1,63 @@
+"""moto server that also answers Service Quotas for EC2's G and VT vCPU quotas.
+
+moto (the pinned version) implements Service Quotas only for `vpc` and answers any EC2 quota
+code with NoSuchResourceException, which a real account never does. This wrapper answers the
+EC2 codes (GetServiceQuota and GetAWSDefaultServiceQuota) from the JSON file named by
+MOTO_EC2_QUOTAS_FILE ({"L-DB2E81BA": 4, ...}), read at
+each call so a test can change the account's quota, and otherwise behaves as moto's own server:
+`python moto_server_with_ec2_quotas.py -H 127.0.0.1 -p PORT`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from moto.server import main
+from moto.servicequotas.models import ServiceQuotasBackend
+from moto.servicequotas.responses import ServiceQuotasResponse
+
+# The shape AWS returns (service-quotas GetServiceQuota), as moto's own vpc entries have it.
+_NAMES = {
+    "L-DB2E81BA": "Running On-Demand G and VT instances",
+    "L-3819A6DF": "All G and VT Spot Instance Requests",
+}
+_moto_get = ServiceQuotasBackend.get_service_quota
+
+
+def get_service_quota(self: ServiceQuotasBackend, service_code: str, quota_code: str) -> dict[str, Any]:
+    quotas_file = os.environ.get("MOTO_EC2_QUOTAS_FILE")
+    if service_code == "ec2" and quota_code in _NAMES and quotas_file:
+        quotas = json.loads(Path(quotas_file).read_text())
+        if quota_code in quotas:
+            return {
+                "ServiceCode": "ec2",
+                "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
+                "QuotaArn": f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:ec2/{quota_code}",
+                "QuotaCode": quota_code,
+                "QuotaName": _NAMES[quota_code],
+                "Value": float(quotas[quota_code]),
+                "Unit": "None",
+                "Adjustable": True,
+                "GlobalQuota": False,
+            }
+    return _moto_get(self, service_code, quota_code)
+
+
+def get_aws_default_service_quota_response(self: ServiceQuotasResponse) -> str:
+    """GetAWSDefaultServiceQuota, which the AWS provider's aws_servicequotas_service_quota data
+    source also reads (moto has no handler: NotImplemented, and the provider retries for ever).
+    The default of a new account for these codes: the same file's value."""
+    params = json.loads(self.body)
+    quota = get_service_quota(self.backend, str(params.get("ServiceCode")), str(params.get("QuotaCode")))
+    return json.dumps({"Quota": quota})
+
+
+ServiceQuotasBackend.get_service_quota = get_service_quota  # type: ignore[method-assign]
+ServiceQuotasResponse.get_aws_default_service_quota = get_aws_default_service_quota_response  # type: ignore[attr-defined]
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
