@@ -179,7 +179,7 @@ class Stack:
         return self.app.state.services
 
     def inflight(self) -> float:
-        return self.services.metrics.inflight._value.get()
+        return self.services.metrics.registry.get_sample_value("chat_api_inflight_streams")
 
     def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("timeout", 20)

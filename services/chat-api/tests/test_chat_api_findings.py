@@ -231,10 +231,10 @@ def test_a_non_streaming_answer_reports_usage_from_its_tail(stack):
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(answer)
         + answer
     )
-    before = stack.services.metrics.completion_tokens._value.get()
+    before = stack.services.metrics.registry.get_sample_value("chat_api_completion_tokens_total")
     response = stack.post("/v1/chat/completions", chat_body())
     assert response.status_code == 200 and response.json()["usage"]["completion_tokens"] == 2
-    assert stack.services.metrics.completion_tokens._value.get() == before + 2
+    assert stack.services.metrics.registry.get_sample_value("chat_api_completion_tokens_total") == before + 2
 
 
 @pytest.mark.parametrize(
