@@ -195,7 +195,7 @@ def sse(text: str) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for block in text.split("\n\n"):
         name, data = "message", None
-        for line in block.splitlines():
+        for line in block.split("\n"):  # SSE lines end at LF; str.splitlines would also cut at U+2028
             if line.startswith("event:"):
                 name = line[6:].strip()
             elif line.startswith("data:"):
