@@ -96,7 +96,7 @@ def nginx_ui(ui_dist: Path, chat_api_factory: Callable[..., ChatApiServer], tmp_
         check=True,
     ).stdout
     moves = {
-        "listen 8080;": f"listen 127.0.0.1:{port};",
+        "listen 8080": f"listen 127.0.0.1:{port}",
         "root /usr/share/nginx/html;": f"root {ui_dist};",
         "/usr/share/nginx/config/config.json": str(run / "config" / "config.json"),
         "/etc/nginx/extra/*.conf": f"{run}/extra/*.conf",

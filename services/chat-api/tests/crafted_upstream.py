@@ -179,7 +179,7 @@ class Stack:
         return self.app.state.services
 
     def inflight(self) -> float:
-        return self.services.metrics.inflight._value.get()
+        return self.services.metrics.registry.get_sample_value("chat_api_inflight_streams")
 
     def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("timeout", 20)
@@ -195,7 +195,7 @@ def sse(text: str) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for block in text.split("\n\n"):
         name, data = "message", None
-        for line in block.splitlines():
+        for line in block.split("\n"):  # SSE lines end at LF; str.splitlines would also cut at U+2028
             if line.startswith("event:"):
                 name = line[6:].strip()
             elif line.startswith("data:"):
