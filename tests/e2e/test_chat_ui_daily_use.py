@@ -18,6 +18,7 @@ import pytest
 from scripts import chart
 from scripts.localstack.process import free_port
 from scripts.localstack.vllm import DEFAULT_SERVED_NAME, start_vllm
+from tests.chart import cases
 from tests.e2e.browser import Page
 from tests.e2e.chat_page import COMPOSER, LAST_ANSWER, LOGS, open_chat, send, set_max_tokens
 from tests.e2e.doubles import FakeOpenAIUpstream
@@ -301,7 +302,10 @@ CONTRAST_OF_PLACEHOLDER = """(() => {
 def chart_config_json(**config: object) -> str:
     """config.json exactly as the chat-ui chart's ConfigMap renders it for these values."""
     manifests = chart.render(
-        [], release="llama", namespace="llama", extra_values={"chat-ui": {"config": config}}
+        [],
+        release="llama",
+        namespace="llama",
+        extra_values=cases.with_image_registry([], {"chat-ui": {"config": config}}),
     )
     configmap = next(
         m for m in manifests if m["kind"] == "ConfigMap" and m["metadata"]["name"] == "llama-chat-ui"
