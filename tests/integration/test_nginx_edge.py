@@ -6,81 +6,33 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from scripts.localstack.process import ManagedProcess, free_port, http_ok
-from tests.e2e.test_chat_ui_nginx import MAIN_CONF, NGINX, TEMPLATE, _is_root, chart_configmap
 from tests.fixtures.stack import LOG_DIR, ChatApiServer
+from tests.fixtures.ui_nginx import UiNginx, skip_without_nginx, ui_nginx
 from tests.integration.doubles import SlowUpstreamDouble
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Edge:
-    url: str
-    port: int
-    access_log: Path
-
-
 @pytest.fixture
-def edge(chat_api_factory: Callable[..., ChatApiServer], tmp_path: Path) -> Iterator[Edge]:
-    if not Path(NGINX).exists():
-        pytest.skip(
-            "nginx is not installed (Debian: apt-get install nginx-light); it runs the image's config"
-        )
+def edge(chat_api_factory: Callable[..., ChatApiServer], tmp_path: Path) -> Iterator[UiNginx]:
+    skip_without_nginx()
     with SlowUpstreamDouble("stall_before_first_token") as slow:
         api = chat_api_factory(
             upstream_url=slow.url,
             env={"CHAT_API_FIRST_TOKEN_TIMEOUT_S": "4", "CHAT_API_RATE_LIMIT_PER_MINUTE": "0"},
         )
-        run = tmp_path / "nginx"
-        for sub in ("conf.d", "extra", "config", "html"):
-            (run / sub).mkdir(parents=True)
-        (run / "html" / "index.html").write_text("<html>chat</html>")
-        data = chart_configmap(api.base_url)
-        (run / "config" / "config.json").write_text(data["config.json"])
-        (run / "extra" / "api-proxy.conf").write_text(data["api-proxy.conf"])
-        port = free_port()
-        rendered = subprocess.run(
-            ["envsubst", "${CSP_CONNECT_SRC} ${SERVER_NAMES}"],
-            input=TEMPLATE.read_text(),
-            env={"CSP_CONNECT_SRC": "'self'", "SERVER_NAMES": "localhost chat.example.com"},
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        for old, new in {
-            "listen 8080": f"listen 127.0.0.1:{port}",
-            "root /usr/share/nginx/html;": f"root {run / 'html'};",
-            "/usr/share/nginx/config/config.json": str(run / "config" / "config.json"),
-            "/etc/nginx/extra/*.conf": f"{run}/extra/*.conf",
-            "/var/log/nginx/access.log": f"{run}/access.log",
-        }.items():
-            assert old in rendered, f"the template no longer has {old!r}: update this test"
-            rendered = rendered.replace(old, new)
-        (run / "conf.d" / "default.conf").write_text(rendered)
-        main = run / "nginx.conf"
-        main.write_text(MAIN_CONF.format(run=run) + ("user root;\n" if _is_root() else ""))
-        check = subprocess.run([NGINX, "-t", "-c", str(main), "-p", str(run)], capture_output=True, text=True)
-        assert check.returncode == 0, f"nginx -t rejects the image's config:\n{check.stderr}"
-        proc = ManagedProcess(
-            name=f"nginx:{port}",
-            argv=[NGINX, "-c", str(main), "-p", str(run)],
-            log_path=LOG_DIR / f"nginx-{port}.log",
-        ).start()
-        try:
-            proc.wait_ready(http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=20, interval=0.2)
-            yield Edge(f"http://127.0.0.1:{port}", port, run / "access.log")
-        finally:
-            proc.stop()
+        html = tmp_path / "html"
+        html.mkdir()
+        (html / "index.html").write_text("<html>chat</html>")
+        with ui_nginx(tmp_path / "nginx", html, api.base_url, "localhost chat.example.com", LOG_DIR) as edge:
+            yield edge
 
 
 def raw_request(port: int, data: bytes, wait: float = 5) -> bytes:
@@ -96,7 +48,7 @@ def raw_request(port: int, data: bytes, wait: float = 5) -> bytes:
         return b"".join(chunks)
 
 
-def test_only_our_host_names_and_bare_addresses_get_an_answer(edge: Edge) -> None:
+def test_only_our_host_names_and_bare_addresses_get_an_answer(edge: UiNginx) -> None:
     for host in ("127.0.0.1", "localhost", "chat.example.com"):
         answer = raw_request(
             edge.port, f"GET /config.json HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
@@ -111,21 +63,21 @@ def test_only_our_host_names_and_bare_addresses_get_an_answer(edge: Edge) -> Non
             assert answer == b"", (host, path, answer[:100])
 
 
-def test_a_client_that_never_finishes_its_headers_is_dropped(edge: Edge) -> None:
+def test_a_client_that_never_finishes_its_headers_is_dropped(edge: UiNginx) -> None:
     started = time.monotonic()
     answer = raw_request(edge.port, b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1", wait=20)
     assert answer in (b"", b"HTTP/1.1 408") or answer.startswith(b"HTTP/1.1 408"), answer[:100]
     assert time.monotonic() - started < 15, "client_header_timeout did not drop the connection"
 
 
-def test_a_flood_from_one_address_gets_429_at_the_edge(edge: Edge) -> None:
+def test_a_flood_from_one_address_gets_429_at_the_edge(edge: UiNginx) -> None:
     with httpx.Client(timeout=10) as client:
         statuses = [client.get(f"{edge.url}/readyz").status_code for _ in range(80)]
     assert 429 in statuses, statuses
     assert statuses[0] != 429
 
 
-def test_one_address_cannot_hold_more_than_32_connections(edge: Edge) -> None:
+def test_one_address_cannot_hold_more_than_32_connections(edge: UiNginx) -> None:
     async def stalled(client: httpx.AsyncClient) -> int:
         response = await client.post(
             f"{edge.url}/api/chat", json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 2}
@@ -142,7 +94,7 @@ def test_one_address_cannot_hold_more_than_32_connections(edge: Edge) -> None:
     assert statuses.count(504) >= 30, statuses  # the rest reach chat-api, whose upstream stalls
 
 
-def test_a_key_in_the_query_string_never_reaches_the_access_log(edge: Edge) -> None:
+def test_a_key_in_the_query_string_never_reaches_the_access_log(edge: UiNginx) -> None:
     httpx.get(f"{edge.url}/v1/models?api_key=sk-live-secret-123", timeout=10)
     httpx.get(f"{edge.url}/?api_key=sk-live-secret-123", timeout=10)
     time.sleep(0.2)
