@@ -11,6 +11,7 @@ from typing import Any
 from chat_api.auth import ApiKeys
 from chat_api.config import Settings
 from chat_api.contract import Contract
+from chat_api.identity import Principal
 from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import Metrics
 from chat_api.upstream import Upstream
@@ -35,6 +36,7 @@ class RequestInfo:
     request_id: str
     started: float = field(default_factory=time.perf_counter)
     identity: str = ""
+    principal: Principal | None = None
     # Set by handlers; the access log prints what is set.
     log: dict[str, Any] = field(default_factory=dict)
 

@@ -21,6 +21,7 @@ from chat_api.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from chat_api.identity import Principal
 
 
 def services_of(request: Any) -> Services:
@@ -31,23 +32,27 @@ def info_of(request: Request) -> RequestInfo:
     return request.scope["chat_api"]
 
 
-def identify(services: Services, request: Request, rate: bool = True) -> str:
-    """Authenticate and apply the per-key rate limit; returns the identity (key name or address)."""
+def identify(services: Services, request: Request, rate: bool = True) -> Principal:
+    """Authenticate and apply the per-principal rate limit; returns who the request is for."""
     try:
         name = services.keys.identify(presented_key(request.headers))
     except Unauthorized:
         services.metrics.rejections.labels("auth").inc()
         raise
     client = request.client
-    identity = f"key:{name}" if name else f"addr:{client.host if client else 'unknown'}"
-    info_of(request).identity = identity
+    principal = (
+        Principal.operator_key(name) if name else Principal.anonymous(client.host if client else "unknown")
+    )
+    info = info_of(request)
+    info.identity = principal.id
+    info.principal = principal
     if rate:
         try:
-            services.rate.check(identity)
+            services.rate.check(principal.id)
         except Rejected:
             services.metrics.rejections.labels("rate_limit").inc()
             raise
-    return identity
+    return principal
 
 
 async def read_json_body(request: Request, settings: Settings) -> bytes:
