@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from . import cost
 from .errors import PreflightError
 from .settings import Settings
 
@@ -72,12 +73,35 @@ def _terraform(settings: Settings, *args: str, capture: bool = False) -> subproc
 
 
 def apply(settings: Settings) -> None:
+    """Plan, show what the plan costs, ask (unless AUTO_APPROVE=1), then apply exactly that plan."""
     require_tfvars(settings)
     if _terraform(settings, "init", "-input=false").returncode != 0:
         raise PreflightError("terraform init failed (its output is above)")
-    args = ["apply", "-input=true"] + (["-auto-approve"] if settings.auto_approve else [])
-    if _terraform(settings, *args).returncode != 0:
-        raise PreflightError("terraform apply failed or was declined (its output is above)")
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    plan_file = settings.state_dir / "cluster.tfplan"
+    if _terraform(settings, "plan", "-input=false", f"-out={plan_file}").returncode != 0:
+        raise PreflightError("terraform plan failed (its output is above); nothing was created")
+    try:
+        shown = _terraform(settings, "show", "-no-color", "-json", str(plan_file), capture=True)
+        if shown.returncode != 0:
+            raise PreflightError(f"terraform could not read its plan (terraform said: {_said(shown)})")
+        prices_path = settings.tf_dir / "prices.json"
+        print(cost.estimate(json.loads(shown.stdout), cost.load_prices(prices_path)).render(prices_path))
+        if not settings.auto_approve and not _confirmed("Create these resources? Type yes to go on: "):
+            raise PreflightError("declined: nothing was created")
+        if _terraform(settings, "apply", "-input=false", str(plan_file)).returncode != 0:
+            raise PreflightError(
+                "terraform apply failed (its output is above); `make cluster` again resumes it"
+            )
+    finally:
+        plan_file.unlink(missing_ok=True)  # a plan file holds variable values; keep none lying around
+
+
+def _confirmed(question: str) -> bool:
+    try:
+        return input(question).strip().lower() == "yes"
+    except EOFError:
+        return False
 
 
 def _said(result: subprocess.CompletedProcess[str]) -> str:
