@@ -140,12 +140,13 @@ def node_env(settings: Settings, inventory: Inventory) -> dict[str, str]:
     """The non-secret environment of the node scripts (node.env), overridable by a file."""
     version = inventory.kubernetes_version
     minor = k8s_minor(version)
+    k8s_pins = kubernetes_sha256(version)  # the binaries' pins first: their error names the version
     ecr_release, ecr_sha256 = ecr_credential_provider(version)
     env = {
         "NB_K8S_VERSION": version,
         "NB_K8S_MINOR": minor,
         "NB_K8S_RELEASE_URL": f"https://dl.k8s.io/release/{version}/bin/linux/amd64",
-        **{f"NB_K8S_SHA256_{name.upper()}": sha for name, sha in kubernetes_sha256(version).items()},
+        **{f"NB_K8S_SHA256_{name.upper()}": sha for name, sha in k8s_pins.items()},
         "NB_CRICTL_URL": (
             f"https://github.com/kubernetes-sigs/cri-tools/releases/download/{CRICTL_VERSION}/"
             f"crictl-{CRICTL_VERSION}-linux-amd64.tar.gz"
