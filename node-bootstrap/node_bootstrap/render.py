@@ -92,7 +92,7 @@ def containerd_config(settings: Settings, node: Node) -> str:
     )
 
 
-def ecr_credential_provider_config(release: str, cache_duration: str = "12h") -> str:
+def ecr_credential_provider_config(release: str, cache_duration: str = "6h") -> str:
     """The kubelet's CredentialProviderConfig: ECR images get a token from the instance profile."""
     return render("ecr-credential-provider.yaml.j2", release=release, cache_duration=cache_duration)
 
