@@ -68,18 +68,16 @@ def test_workflows_pass_actionlint() -> None:
     [
         ("tags: [", "tagz: [", 'unexpected key "tagz" for "push" section'),
         ("${{ matrix.image.name }}", "${{ matrix.image.nmae }}", 'property "nmae" is not defined'),
-        (
-            "persist-credentials: false",
-            "persist-credential: false",
-            'input "persist-credential" is not defined',
-        ),
+        ("contents: read", "contents: reed", '"reed" is invalid as permission of scope "contents"'),
+        ("runs-on: ubuntu-24.04", "runs-on: ubuntu-2404", 'label "ubuntu-2404" is unknown'),
+        ('test -n "$digest"', "test -n $digest", "shellcheck reported issue in this script: SC2086"),
         (
             "needs: [version, images]",
             "needs: [version, imgaes]",
             'job "chart" needs job "imgaes" which does not exist',
         ),
     ],
-    ids=["trigger", "expression", "action-input", "needs"],
+    ids=["trigger", "expression", "permission", "runner", "shell", "needs"],
 )
 def test_actionlint_fails_on_a_broken_workflow(tmp_path: Path, old: str, new: str, said: str) -> None:
     """The lint above can fail: the release workflow with one mistake is refused, with the reason."""
