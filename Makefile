@@ -56,7 +56,7 @@ test-integration: deps-test ## Only the integration tier (real vLLM CPU, Prometh
 test-e2e: deps-test ## Only the browser and `make up` tier
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
-lint: deps ## Lint Python, YAML, charts, shell, Dockerfiles and Terraform
+lint: deps ## Lint Python, YAML, charts, shell, Dockerfiles, Terraform and the GitHub workflows
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/yamllint -s values charts/platform/ci tests/chart/checkov-skips.yaml
@@ -64,12 +64,13 @@ lint: deps ## Lint Python, YAML, charts, shell, Dockerfiles and Terraform
 	shellcheck -x $$(git ls-files '*.sh') .ci/run
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 	terraform -chdir=terraform fmt -check -recursive
+	$(VENV)/bin/actionlint -no-color $$(git ls-files '.github/workflows/*.yml')
 
 template: deps ## Print the rendered manifests: make template VALUES=values/aws-t4.yaml REGISTRY=<where make images pushed>
 	@$(PY) -m scripts.chart template --values $(VALUES) --release $(RELEASE) --namespace $(NAMESPACE) \
 		$(if $(REGISTRY),--set global.image.registry=$(REGISTRY))
 
-images: deps ## Build chat-api + chat-ui (IMAGES="chat-api chat-ui model-server") with docker/podman/buildah and push: make images REGISTRY=host[/path]
+images: deps ## Build chat-api + chat-ui (IMAGES="chat-api chat-ui model-server") with docker/podman/buildah and push to REGISTRY=host[/path] (default: the ECR registry of make cluster)
 	@$(PY) -m scripts.images --registry "$(REGISTRY)" $(if $(IMAGES),--images $(IMAGES)) $(if $(NO_PUSH),--no-push)
 
 bench: deps-local ## vLLM direct vs through chat-api, plus direct again as the noise control (build/bench; BENCH_ARGS=...)

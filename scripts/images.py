@@ -1,6 +1,6 @@
 """Build the platform's own images and push them to the registry the user names (`make images`).
 
-    python -m scripts.images --registry REGISTRY [--images chat-api chat-ui model-server] [--no-push]
+    python -m scripts.images [--registry REGISTRY] [--images chat-api chat-ui model-server] [--no-push]
 
 chat-api (services/chat-api) and chat-ui (ui) are published nowhere else: the chart pulls them
 from `global.image.registry` as REGISTRY/llama-platform/<name>:<appVersion>. Each image gets two
@@ -9,15 +9,18 @@ built, `-dirty` when the worktree has uncommitted changes). The optional model-s
 (services/model-server, upstream vLLM plus a non-root user) is tagged v<vLLM release> the same way.
 
 The builder is the first of docker, podman and buildah on PATH (or BUILDER). Images are built for
-linux/amd64, the nodes' platform, whatever machine builds them. For an Amazon ECR registry (the one
-`make cluster` creates: terraform output image_registry) the script logs the builder in with a
-token from ECR's API, passed on stdin, never in argv.
+linux/amd64, the nodes' platform, whatever machine builds them. Without REGISTRY the images go to
+the ECR registry `make cluster` created (terraform output image_registry), which the cluster's
+workers pull from with their instance profile. For an Amazon ECR registry the script logs the
+builder in with a token from ECR's API (what `aws ecr get-login-password` prints), passed on
+stdin (`login --password-stdin`), never in argv.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import re
 import shutil
@@ -31,6 +34,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+TERRAFORM_DIR = REPO / "terraform"
 UMBRELLA = REPO / "charts" / "platform"
 BUILDERS = ("docker", "podman", "buildah")
 PLATFORM = "linux/amd64"
@@ -110,12 +114,41 @@ def find_builder(env: dict[str, str]) -> str:
     )
 
 
-def check_registry(registry: str) -> str:
+def terraform_registry(tf_dir: Path) -> str:
+    """The ECR registry `make cluster` created (terraform output image_registry), "" without one."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        return ""
+    proc = subprocess.run(
+        [terraform, f"-chdir={tf_dir}", "output", "-no-color", "-json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        return ""
+    try:
+        outputs = json.loads(proc.stdout or "{}")
+    except json.JSONDecodeError:
+        return ""
+    value = outputs.get("image_registry", {}).get("value", "")
+    return value if isinstance(value, str) else ""
+
+
+def check_registry(registry: str, tf_dir: Path = TERRAFORM_DIR) -> str:
     if not registry:
-        raise ImagesError(
-            "REGISTRY is not set: name where to push, e.g. make images REGISTRY=ghcr.io/you, or the "
-            "ECR registry make cluster created: make images REGISTRY=$(terraform -chdir=terraform output "
-            "-raw image_registry)"
+        registry = terraform_registry(tf_dir)
+        if not registry:
+            raise ImagesError(
+                "REGISTRY is not set and there is no ECR registry from make cluster (terraform output "
+                f"image_registry in {tf_dir} is empty). Fix: run make cluster first (it creates the ECR "
+                "repositories the nodes pull from; then plain make images pushes there), or name a "
+                "registry the nodes can pull from: make images REGISTRY=ghcr.io/you"
+            )
+        print(
+            "REGISTRY not set: pushing to the ECR registry make cluster created "
+            f"(terraform output image_registry): {registry}"
         )
     if not _REGISTRY.match(registry):
         raise ImagesError(
@@ -199,9 +232,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--images", nargs="+", default=["chat-api", "chat-ui"], choices=sorted(images), help="what to build"
     )
     parser.add_argument("--no-push", action="store_true", help="build and tag only")
+    parser.add_argument(
+        "--terraform-dir",
+        type=Path,
+        default=TERRAFORM_DIR,
+        help="where make cluster's state is (default REGISTRY)",
+    )
     args = parser.parse_args(argv)
     try:
-        registry = check_registry(args.registry)
+        registry = check_registry(args.registry, args.terraform_dir)
         builder = find_builder(dict(os.environ))
         check_builder_works(builder)
         revision = git_revision()

@@ -1,13 +1,14 @@
 # Container images of the platform's own services (chat-api, chat-ui, the optional model server),
-# which are published nowhere else: `make images REGISTRY=$(terraform -chdir=terraform output -raw
-# image_registry)` builds and pushes them here, and the chart pulls them with
-# --set global.image.registry=<the same value>. ECR rather than images copied onto each node: a
-# replaced or added node pulls by itself, and the nodes' instance profiles grant the pull, so no
-# registry password lives in the cluster. What is still missing on the nodes (README "On AWS"): the
-# kubelet must fetch ECR tokens through the kubelet credential provider (cloud-provider-aws's
-# ecr-credential-provider binary, a CredentialProviderConfig matching *.dkr.ecr.*.amazonaws.com, and
-# the kubelet flags --image-credential-provider-config/--image-credential-provider-bin-dir); until
-# the node bootstrap installs it, push to a registry the nodes can pull from without it.
+# which are published nowhere else: `make images` builds and pushes them here (its default REGISTRY
+# is the output image_registry once `make cluster` ran), and the chart pulls them with
+# --set global.image.registry=<the same value>.
+#
+# ECR rather than images loaded into each node's containerd by the bootstrap: a replaced or added
+# node pulls by itself, an upgrade is a push and a `helm upgrade` (no re-run over SSH to every
+# node), and no registry password lives in the cluster: the workers' kubelets get a 12-hour token
+# from their instance profile through the kubelet credential provider that node-bootstrap installs
+# (scripts/install-ecr-credential-provider.sh: cloud-provider-aws's ecr-credential-provider and
+# its CredentialProviderConfig for *.dkr.ecr.*.amazonaws.com).
 # (Issue 14: a file of its own so the rest of terraform/ stays as it is.)
 
 locals {
@@ -54,7 +55,9 @@ resource "aws_ecr_lifecycle_policy" "platform" {
   })
 }
 
-# Pull only, and only these repositories (GetAuthorizationToken has no resource scope).
+# Pull only, and only these repositories (GetAuthorizationToken has no resource scope), and only
+# for the roles whose nodes run the platform's pods: the workers (chat-api, chat-ui) and the GPU
+# workers (the optional model-server image). The control plane pulls nothing of ours.
 data "aws_iam_policy_document" "ecr_pull" {
   statement {
     sid       = "EcrToken"
@@ -70,7 +73,7 @@ data "aws_iam_policy_document" "ecr_pull" {
 }
 
 resource "aws_iam_role_policy" "ecr_pull" {
-  for_each = local.node_roles
+  for_each = setintersection(local.node_roles, ["worker", "gpu-worker"])
 
   name   = "ecr-pull-platform-images"
   role   = aws_iam_role.node[each.key].id

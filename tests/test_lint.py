@@ -55,3 +55,41 @@ def test_dockerfiles_pass_hadolint() -> None:
 
 def test_shell_scripts_pass_shellcheck() -> None:
     run(["shellcheck", "-x", *tracked("*.sh"), ".ci/run"])
+
+
+def test_workflows_pass_actionlint() -> None:
+    workflows = tracked(".github/workflows/*.yml", ".github/workflows/*.yaml")
+    assert workflows, "the release workflow is tracked"
+    run(["actionlint", "-no-color", *workflows])
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        ("tags: [", "tagz: [", 'unexpected key "tagz" for "push" section'),
+        ("${{ matrix.image.name }}", "${{ matrix.image.nmae }}", 'property "nmae" is not defined'),
+        ("contents: read", "contents: reed", '"reed" is invalid as permission of scope "contents"'),
+        ("runs-on: ubuntu-24.04", "runs-on: ubuntu-2404", 'label "ubuntu-2404" is unknown'),
+        ('test -n "$digest"', "test -n $digest", "shellcheck reported issue in this script: SC2086"),
+        (
+            "needs: [version, images]",
+            "needs: [version, imgaes]",
+            'job "chart" needs job "imgaes" which does not exist',
+        ),
+    ],
+    ids=["trigger", "expression", "permission", "runner", "shell", "needs"],
+)
+def test_actionlint_fails_on_a_broken_workflow(tmp_path: Path, old: str, new: str, said: str) -> None:
+    """The lint above can fail: the release workflow with one mistake is refused, with the reason."""
+    actionlint = VENV_BIN / "actionlint"
+    assert actionlint.exists(), "actionlint is pinned in requirements/dev.txt: run `make deps`"
+    text = (REPO_ROOT / ".github/workflows/release.yml").read_text()
+    assert old in text
+    broken = tmp_path / ".github/workflows/release.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(text.replace(old, new, 1))
+    result = subprocess.run(
+        [str(actionlint), "-no-color", str(broken)], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert said in result.stdout, result.stdout

@@ -21,8 +21,13 @@ from .hostkeys import (
 from .inventory import Inventory, Node
 from .nodelog import NodeLog
 from .redact import Redactor
-from .render import calico_installation, containerd_config, kubeadm_init_config
-from .settings import Settings, node_env, render_node_env
+from .render import (
+    calico_installation,
+    containerd_config,
+    ecr_credential_provider_config,
+    kubeadm_init_config,
+)
+from .settings import Settings, ecr_credential_provider, node_env, render_node_env
 from .ssh import NodeSession
 from .steps import ALL_SCRIPTS
 
@@ -115,6 +120,12 @@ class Cluster:
         session.put(
             f"{base}/files/containerd-config.toml",
             containerd_config(self.settings, session.node).encode(),
+            0o600,
+        )
+        release, _ = ecr_credential_provider(self.inventory.kubernetes_version)
+        session.put(
+            f"{base}/files/ecr-credential-provider.yaml",
+            ecr_credential_provider_config(release).encode(),
             0o600,
         )
         if session.node.is_control_plane:

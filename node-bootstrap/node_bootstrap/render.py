@@ -92,6 +92,11 @@ def containerd_config(settings: Settings, node: Node) -> str:
     )
 
 
+def ecr_credential_provider_config(release: str, cache_duration: str = "6h") -> str:
+    """The kubelet's CredentialProviderConfig: ECR images get a token from the instance profile."""
+    return render("ecr-credential-provider.yaml.j2", release=release, cache_duration=cache_duration)
+
+
 def calico_installation(settings: Settings) -> str:
     return render(
         "calico-installation.yaml.j2",

@@ -83,6 +83,47 @@ CNI_PLUGINS_VERSION = "v1.7.1"
 CNI_PLUGINS_SHA256 = "1a28a0506bfe5bcdc981caf1a49eeab7e72da8321f1119b7be85f22621013098"
 
 
+# ecr-credential-provider (kubernetes/cloud-provider-aws cmd/ecr-credential-provider): the kubelet
+# runs it to get ECR pull tokens from the node's instance profile, so the nodes pull the images
+# `make images` pushed to the ECR repositories of terraform/ecr.tf without any registry password.
+# One release per Kubernetes minor (cloud-provider-aws releases follow the minors); SHA-256 of the
+# linux/amd64 binary as promoted to artifacts.k8s.io, from the promoter's manifest
+# (kubernetes/k8s.io artifacts/manifests/k8s-staging-provider-aws/<version>.yaml; the same value is
+# published beside the binary as <url>.sha256).
+ECR_CREDENTIAL_PROVIDER: dict[str, tuple[str, str]] = {
+    "v1.29": ("v1.29.6", "f15b5e45459917b31f89033981b1b9fbdbcdf1d8b853175a0394b8e2e03aa7c7"),
+}
+
+
+def ecr_credential_provider(k8s_version: str) -> tuple[str, str]:
+    """(release, sha256) of the ecr-credential-provider for this Kubernetes version's minor."""
+    minor = k8s_minor(k8s_version)
+    try:
+        return ECR_CREDENTIAL_PROVIDER[minor]
+    except KeyError:
+        raise PreflightError(
+            f"no pinned ecr-credential-provider for Kubernetes {minor} (pinned: "
+            f"{', '.join(sorted(ECR_CREDENTIAL_PROVIDER))}). Fix: add the newest {minor}.x release of "
+            "kubernetes/cloud-provider-aws with the SHA-256 of "
+            "https://artifacts.k8s.io/binaries/cloud-provider-aws/<release>/linux/amd64/"
+            "ecr-credential-provider-linux-amd64 to ECR_CREDENTIAL_PROVIDER in "
+            "node-bootstrap/node_bootstrap/settings.py."
+        ) from None
+
+
+# Where install-ecr-credential-provider.sh puts the provider and its config (node.env); the
+# kubelet flags --image-credential-provider-bin-dir and --image-credential-provider-config name them.
+CREDENTIAL_PROVIDER_BIN_DIR = "/usr/local/libexec/kubelet-credential-providers"
+CREDENTIAL_PROVIDER_CONFIG = "/etc/kubelet-credential-providers/config.yaml"
+
+
+def ecr_credential_provider_url(release: str) -> str:
+    return (
+        f"https://artifacts.k8s.io/binaries/cloud-provider-aws/{release}/linux/amd64/"
+        "ecr-credential-provider-linux-amd64"
+    )
+
+
 def kubernetes_sha256(version: str) -> dict[str, str]:
     try:
         return KUBERNETES_SHA256[version]
@@ -99,11 +140,13 @@ def node_env(settings: Settings, inventory: Inventory) -> dict[str, str]:
     """The non-secret environment of the node scripts (node.env), overridable by a file."""
     version = inventory.kubernetes_version
     minor = k8s_minor(version)
+    k8s_pins = kubernetes_sha256(version)  # the binaries' pins first: their error names the version
+    ecr_release, ecr_sha256 = ecr_credential_provider(version)
     env = {
         "NB_K8S_VERSION": version,
         "NB_K8S_MINOR": minor,
         "NB_K8S_RELEASE_URL": f"https://dl.k8s.io/release/{version}/bin/linux/amd64",
-        **{f"NB_K8S_SHA256_{name.upper()}": sha for name, sha in kubernetes_sha256(version).items()},
+        **{f"NB_K8S_SHA256_{name.upper()}": sha for name, sha in k8s_pins.items()},
         "NB_CRICTL_URL": (
             f"https://github.com/kubernetes-sigs/cri-tools/releases/download/{CRICTL_VERSION}/"
             f"crictl-{CRICTL_VERSION}-linux-amd64.tar.gz"
@@ -114,6 +157,11 @@ def node_env(settings: Settings, inventory: Inventory) -> dict[str, str]:
             f"cni-plugins-linux-amd64-{CNI_PLUGINS_VERSION}.tgz"
         ),
         "NB_CNI_SHA256": CNI_PLUGINS_SHA256,
+        "NB_ECR_CREDENTIAL_PROVIDER_VERSION": ecr_release,
+        "NB_ECR_CREDENTIAL_PROVIDER_URL": ecr_credential_provider_url(ecr_release),
+        "NB_ECR_CREDENTIAL_PROVIDER_SHA256": ecr_sha256,
+        "NB_CREDENTIAL_PROVIDER_BIN_DIR": CREDENTIAL_PROVIDER_BIN_DIR,
+        "NB_CREDENTIAL_PROVIDER_CONFIG": CREDENTIAL_PROVIDER_CONFIG,
         "NB_CONTAINERD_PACKAGE": "containerd",
         # Ubuntu's driver branch: linux-modules-nvidia-<branch>-<kernel> (prebuilt, signed) or
         # nvidia-headless-<branch> (DKMS), with nvidia-utils-<branch>; 580 for CUDA 13 images.

@@ -24,6 +24,7 @@ class Step:
 
 
 ALL = ("control-plane", "worker", "gpu-worker")
+WORKERS = ("worker", "gpu-worker")  # where the platform's pods run and pull its images
 GPU = ("gpu-worker",)
 
 # Every node, in order (REFERENCE.md kubeadm checklist), then the GPU node's extras.
@@ -34,6 +35,7 @@ PREPARE = (
     Step("configure-kernel-networking", ALL),
     Step("install-containerd", ALL, network=True),
     Step("install-kubernetes-binaries", ALL, network=True),
+    Step("install-ecr-credential-provider", WORKERS, network=True),
     Step("install-nvidia-driver", GPU, network=True),
     Step("install-nvidia-container-toolkit", GPU, network=True),
     Step("prepare-model-cache-disk", GPU),

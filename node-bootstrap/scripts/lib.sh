@@ -50,3 +50,16 @@ install_apt_key() {
   chmod 0644 "$keyring.nb-tmp"
   mv "$keyring.nb-tmp" "$keyring"
 }
+
+# Downloads $1 (a release binary) to $3 only when its SHA-256 is $2; a mismatch names both and installs nothing.
+fetch_verified() {
+  local url="$1" sha="$2" dest="$3" got
+  curl -fsSL --retry 5 --retry-delay 2 --max-time 300 -o "$dest" "$url"
+  got="$(sha256sum "$dest" | cut -d' ' -f1)"
+  if [[ "$got" != "$sha" ]]; then
+    rm -f "$dest"
+    say "checksum mismatch for $url: got sha256 $got, pinned $sha; nothing installed"
+    say "fix: if the pin is wrong, correct it from ${url}.sha256 in node_bootstrap/settings.py"
+    exit 1
+  fi
+}

@@ -161,12 +161,70 @@ def test_the_real_docker_cli_accepts_the_argv_the_script_builds() -> None:
         assert "unknown flag" not in proc.stderr and "invalid argument" not in proc.stderr, proc.stderr
 
 
-def test_without_a_registry_it_says_how_to_name_one_and_builds_nothing(tmp_path: Path) -> None:
-    proc = _run(tmp_path)
+def _terraform_state(directory: Path, outputs: dict[str, str]) -> Path:
+    """A state as `make cluster` leaves it in terraform/ (format version 4, Terraform >= 0.12)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {
+        "version": 4,
+        "terraform_version": "1.11.4",
+        "serial": 1,
+        "lineage": "3f0a8d4e-0000-4000-8000-000000000014",
+        "outputs": {name: {"value": value, "type": "string"} for name, value in outputs.items()},
+        "resources": [],
+        "check_results": None,
+    }
+    (directory / "terraform.tfstate").write_text(json.dumps(state))
+    return directory
+
+
+def test_without_a_registry_or_a_cluster_it_says_what_to_run_and_builds_nothing(tmp_path: Path) -> None:
+    # Before make cluster: terraform/ has no state, so no image_registry output.
+    proc = _run(tmp_path, "--terraform-dir", str(tmp_path / "no-cluster"))
     assert proc.returncode == 2
-    assert "REGISTRY is not set" in proc.stderr
-    assert "terraform -chdir=terraform output -raw image_registry" in proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert "REGISTRY is not set and there is no ECR registry from make cluster" in said
+    assert "run make cluster first" in said and "make images REGISTRY=ghcr.io/you" in said
     assert _argv_log(tmp_path) == []
+
+
+def test_without_terraform_on_path_it_says_the_same_and_builds_nothing(tmp_path: Path) -> None:
+    state = _terraform_state(
+        tmp_path / "terraform", {"image_registry": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/x"}
+    )
+    proc = _run(tmp_path, "--terraform-dir", str(state), path=str(DOUBLES))
+    assert proc.returncode == 2 and "REGISTRY is not set" in proc.stderr
+    assert _argv_log(tmp_path) == []
+
+
+def test_after_make_cluster_it_pushes_to_the_clusters_ecr_registry_logged_in_on_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real terraform reads the state make cluster left; ECR's token comes from moto."""
+    moto = pytest.importorskip("moto")
+    if not shutil.which("terraform"):
+        pytest.skip("terraform is not installed")
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/llama"
+    state = _terraform_state(
+        tmp_path / "terraform", {"image_registry": registry, "control_plane_endpoint": "x"}
+    )
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    monkeypatch.setenv("PATH", f"{DOUBLES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DOCKER_DOUBLE_DIR", str(docker))
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("BUILDER", "REGISTRY", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    with moto.mock_aws():
+        assert images.main(["--terraform-dir", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert f"the ECR registry make cluster created (terraform output image_registry): {registry}" in out
+    assert _state(tmp_path, "logins.json") == ["123456789012.dkr.ecr.eu-west-1.amazonaws.com"]
+    pushed = _state(tmp_path, "pushed.json")
+    assert len(pushed) == 4 and all(tag.startswith(f"{registry}/llama-platform/chat-") for tag in pushed)
+    password = (docker / "login-password").read_text()
+    assert password and password not in (docker / "argv.log").read_text()
+    assert f"--set global.image.registry={registry}" in out
 
 
 @pytest.mark.parametrize("registry", ["https://registry.example.com", "Registry.Example.com", "r.example/"])

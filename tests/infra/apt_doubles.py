@@ -119,7 +119,16 @@ def build_kubernetes_release(root: Path) -> dict[str, str]:
     env["NB_K8S_RELEASE_URL"] = "file:///srv/apt-doubles/k8s-release/v1.29.15/bin/linux/amd64"
     _tar(root / "crictl.tar.gz", {"crictl": WRAPPER.format(command="crictl")})
     _tar(root / "cni-plugins.tgz", {"loopback": "#!/bin/sh\n# TEST DOUBLE of the CNI loopback plugin\n"})
-    for key, name in (("CRICTL", "crictl.tar.gz"), ("CNI", "cni-plugins.tgz")):
+    # cloud-provider-aws's ecr-credential-provider (artifacts.k8s.io/binaries/cloud-provider-aws/...).
+    ecr = root / "ecr-credential-provider-linux-amd64"
+    ecr.write_text(
+        "#!/bin/sh\n# TEST DOUBLE of ecr-credential-provider (the kubelet doubles never run it)\nexit 1\n"
+    )
+    for key, name in (
+        ("CRICTL", "crictl.tar.gz"),
+        ("CNI", "cni-plugins.tgz"),
+        ("ECR_CREDENTIAL_PROVIDER", ecr.name),
+    ):
         env[f"NB_{key}_URL"] = f"file:///srv/apt-doubles/k8s-release/{name}"
         env[f"NB_{key}_SHA256"] = hashlib.sha256((root / name).read_bytes()).hexdigest()
     return env

@@ -375,13 +375,37 @@ def test_apply_then_destroy_on_moto_feeds_the_bootstrap_inventory(
 
         iam = session.client("iam", endpoint_url=moto_server["AWS_ENDPOINT_URL"])
         gpu_policies = iam.list_role_policies(RoleName="llama-gpu-worker")["PolicyNames"]
-        # ecr-pull-platform-images: terraform/ecr.tf (issue 14), pull-only on the platform's repositories.
+        # ecr-pull-platform-images: terraform/ecr.tf (issue 14), pull-only on the platform's
+        # repositories, for the roles whose nodes run its pods; the control plane pulls nothing of ours.
         assert sorted(gpu_policies) == ["ecr-pull-platform-images", "model-cache-read"]
-        assert iam.list_role_policies(RoleName="llama-control-plane")["PolicyNames"] == [
-            "ecr-pull-platform-images"
-        ]
+        assert iam.list_role_policies(RoleName="llama-worker")["PolicyNames"] == ["ecr-pull-platform-images"]
+        assert iam.list_role_policies(RoleName="llama-control-plane")["PolicyNames"] == []
         attached = iam.list_attached_role_policies(RoleName="llama-worker")["AttachedPolicies"]
         assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
+        ecr = session.client("ecr", endpoint_url=moto_server["AWS_ENDPOINT_URL"])
+        repositories = {
+            r["repositoryName"]: r["repositoryArn"] for r in ecr.describe_repositories()["repositories"]
+        }
+        assert sorted(repositories) == [
+            f"llama/llama-platform/{n}" for n in ("chat-api", "chat-ui", "model-server")
+        ]
+        registry = terraform(initialised, "output", "-raw", "image_registry", env=moto_server).stdout
+        assert registry == "123456789012.dkr.ecr.us-east-1.amazonaws.com/llama"
+        for role in ("llama-worker", "llama-gpu-worker"):
+            document = iam.get_role_policy(RoleName=role, PolicyName="ecr-pull-platform-images")[
+                "PolicyDocument"
+            ]
+            statements = {s["Sid"]: s for s in document["Statement"]}
+            # The token (no resource scope exists for it) and the three read actions a pull makes,
+            # on these repositories only: no push, no delete, no other repository.
+            assert statements["EcrToken"]["Action"] == "ecr:GetAuthorizationToken"
+            assert statements["EcrToken"]["Resource"] == "*"
+            pull = statements["PullPlatformImages"]
+            assert sorted(pull["Action"]) == [
+                "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+            ]  # fmt: skip
+            assert sorted(pull["Resource"]) == sorted(repositories.values())
+            assert all(s["Effect"] == "Allow" for s in statements.values()) and len(statements) == 2
     finally:
         destroy = terraform(
             initialised, "destroy", "-input=false", "-auto-approve", env=moto_server, timeout=400
