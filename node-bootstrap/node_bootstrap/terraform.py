@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from . import cost
+from . import cost, leftovers
 from .errors import PreflightError
 from .settings import Settings
 
@@ -132,7 +132,45 @@ def inventory_output(settings: Settings) -> dict[str, Any]:
 
 
 def destroy(settings: Settings) -> None:
+    """Destroy what the state holds, then ask AWS whether anything tagged for the cluster is left."""
     require_tfvars(settings)
-    args = ["destroy", "-input=true"] + (["-auto-approve"] if settings.auto_approve else [])
-    if _terraform(settings, *args).returncode != 0:
-        raise PreflightError("terraform destroy failed or was declined (its output is above)")
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    plan_file = settings.state_dir / "destroy.tfplan"
+    if _terraform(settings, "plan", "-destroy", "-input=false", f"-out={plan_file}").returncode != 0:
+        raise PreflightError(
+            "terraform could not plan the destroy (its output is above); nothing was removed"
+        )
+    try:
+        shown = _terraform(settings, "show", "-no-color", "-json", str(plan_file), capture=True)
+        if shown.returncode != 0:
+            raise PreflightError(f"terraform could not read its plan (terraform said: {_said(shown)})")
+        variables = json.loads(shown.stdout).get("variables", {})
+        region = str(variables.get("region", {}).get("value", ""))
+        cluster = str(variables.get("cluster_name", {}).get("value", ""))
+        if not settings.auto_approve and not _confirmed(
+            f"Destroy every AWS resource of cluster {cluster!r} in {region}? Type yes to go on: "
+        ):
+            raise PreflightError("declined: nothing was removed")
+        if _terraform(settings, "apply", "-input=false", str(plan_file)).returncode != 0:
+            raise PreflightError(
+                "terraform destroy failed (its output is above); `make destroy` again resumes it"
+            )
+    finally:
+        plan_file.unlink(missing_ok=True)
+    check_nothing_left(region, cluster)
+
+
+def check_nothing_left(region: str, cluster: str) -> None:
+    import boto3
+
+    left = leftovers.find(boto3.client("ec2", region_name=region), cluster)
+    if left:
+        raise PreflightError(
+            f"terraform is done, but AWS still has resources tagged Cluster={cluster} in {region}, and "
+            f"they bill: {'; '.join(left)}. Fix: `make destroy` again; if they stay, delete them in the EC2 "
+            f"console (https://console.aws.amazon.com/ec2/home?region={region}) or with the aws CLI"
+        )
+    print(
+        f"Nothing of cluster {cluster!r} is left in {region}: no instance, volume, address, spot request "
+        "or VPC tagged for it (asked AWS, not the state)."
+    )

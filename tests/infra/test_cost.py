@@ -112,3 +112,46 @@ def test_make_cluster_prints_the_cost_of_the_real_plan_and_creates_nothing_when_
     assert "no price for" not in printed
     assert not list((tmp_path / "state").glob("*.tfplan")), "the plan file (variable values) is removed"
     assert cluster_resources(ec2_client(moto_server)) == []
+
+
+@pytest.mark.integration
+@needs_offline_terraform
+def test_make_destroy_asks_aws_what_is_left_and_names_what_still_bills(
+    initialised: Path,  # noqa: F811 - the fixture imported above
+    moto_server: dict[str, str],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """terraform's own apply and destroy on moto are test_terraform's; this is what comes after:
+    AWS is asked, not the state, so a tagged volume the state never knew about is named."""
+    from node_bootstrap import terraform
+    from node_bootstrap.errors import PreflightError
+    from node_bootstrap.settings import Settings
+
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    write_tfvars(initialised, key.with_suffix(".pub").read_text().strip())
+    for name, value in {**moto_server, "TF_CLI_CONFIG_FILE": str(CLI_CONFIG)}.items():
+        monkeypatch.setenv(name, value)
+    ec2 = ec2_client(moto_server)
+    tags = [{"Key": "Project", "Value": "llama-platform"}, {"Key": "Cluster", "Value": "llama"}]
+    stray = ec2.create_volume(
+        AvailabilityZone="us-east-1a", Size=8, TagSpecifications=[{"ResourceType": "volume", "Tags": tags}]
+    )["VolumeId"]
+    asked: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda q: asked.append(q) or "yes")
+    try:
+        with pytest.raises(PreflightError, match=f"volume {stray} \\(8 GB\\)") as refused:
+            terraform.destroy(Settings(tf_dir=initialised, state_dir=tmp_path / "state"))
+        assert asked == ["Destroy every AWS resource of cluster 'llama' in us-east-1? Type yes to go on: "]
+        assert "still has resources tagged Cluster=llama in us-east-1, and they bill" in str(refused.value)
+        ec2.delete_volume(VolumeId=stray)
+        stray = ""
+        terraform.check_nothing_left("us-east-1", "llama")
+        assert "Nothing of cluster 'llama' is left in us-east-1" in capfd.readouterr().out
+    finally:
+        if stray:
+            ec2.delete_volume(VolumeId=stray)
+        (initialised / "terraform.tfvars").unlink()
+    assert not list((tmp_path / "state").glob("*.tfplan"))
