@@ -81,7 +81,7 @@ def test_a_person_signs_in_with_pkce_chats_and_signs_out(
         assert done.status_code == 303 and done.headers["location"] == "/"
         cookie = session_cookie_header(done).lower()
         assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie
-        assert "max-age=28800" in cookie
+        assert "max-age=115200" in cookie  # the 8 h session plus a day of saying "expired"
 
         me = client.get(f"{api.base_url}/auth/me")
         assert me.status_code == 200, me.text
@@ -175,7 +175,6 @@ def test_a_session_ends_at_its_absolute_lifetime_even_while_in_use(tmp_path: Pat
         with httpx.Client(timeout=30) as client:
             assert sign_in_over_http(client, api.base_url, "ada@example.com").status_code == 303
             signed_in_at = time.monotonic()
-            # Every answer re-signs the cookie (the cookie's own age restarts); the sign-in's does not.
             while time.monotonic() - signed_in_at < 2.0:
                 assert client.get(f"{api.base_url}/auth/me").status_code == 200
                 time.sleep(0.5)
@@ -183,7 +182,7 @@ def test_a_session_ends_at_its_absolute_lifetime_even_while_in_use(tmp_path: Pat
             time.sleep(max(0.0, 3.5 - (time.monotonic() - signed_in_at)))
         expired = httpx.get(f"{api.base_url}/auth/me", cookies={SESSION_COOKIE: kept})
         assert expired.status_code == 401
-        assert expired.json()["error"]["code"] in ("session_expired", "signin_required")
+        assert expired.json()["error"]["code"] == "session_expired"
         chat = httpx.post(f"{api.base_url}/api/chat", json=CHAT, cookies={SESSION_COOKIE: kept})
         assert chat.status_code == 401
     finally:

@@ -9,9 +9,9 @@
 
 Nothing here validates a token by hand: authlib does (authlib.integrations.starlette_client and
 authlib.oidc.core.CodeIDToken). The session is Starlette's SessionMiddleware: a cookie signed with
-itsdangerous (HMAC over the JSON), HttpOnly, Secure, SameSite=Lax, re-signed on every answer; the
-signed-in person's record inside it carries an absolute expiry (CHAT_API_SESSION_MAX_AGE_S from
-sign-in) that activity does not extend. A tampered cookie fails its signature and is an empty session.
+itsdangerous (HMAC over the JSON), HttpOnly, Secure, SameSite=Lax, written at sign-in; the signed-in
+person's record inside it carries an absolute expiry (CHAT_API_SESSION_MAX_AGE_S from sign-in) that
+activity does not extend. A tampered cookie fails its signature and is an empty session.
 
 Off unless CHAT_API_OIDC_ISSUER_URL is set (`make up` on 127.0.0.1 stays open and says so).
 """
@@ -40,6 +40,7 @@ log = logging.getLogger("chat_api.signin")
 PROVIDER = "oidc"  # authlib's name for the one registered provider
 SESSION_USER = "user"
 MIN_SESSION_SECRET_BYTES = 32
+EXPIRED_NOTICE_S = 86400  # how long after its end a session cookie still says "expired"
 
 
 class SignInConfigError(RuntimeError):
@@ -115,9 +116,10 @@ class SignIn:
         return {
             "secret_key": self.session_secret,
             "session_cookie": s.session_cookie_name,
-            # The cookie's own life (and the signature's age limit). The signed-in record inside
-            # has the absolute limit; this one only ends sessions that went unused as long.
-            "max_age": s.session_max_age_s,
+            # The cookie (and its signature's age limit) outlives the session by a grace period: the
+            # signed record inside carries the session's absolute end, and a page left open past it
+            # is told "your sign-in has expired" rather than "you are signed out".
+            "max_age": s.session_max_age_s + EXPIRED_NOTICE_S,
             "path": "/",
             "same_site": "lax",
             "https_only": s.session_cookie_secure,
@@ -127,7 +129,7 @@ class SignIn:
 
     def principal(self, request: Request) -> Principal | None:
         """The signed-in person of this request, None when there is no session; raises
-        SessionExpired when there was one and its time is up (the record is dropped)."""
+        SessionExpired when there was one and its time is up."""
         user = request.session.get(SESSION_USER)
         if not isinstance(user, dict):
             return None
@@ -136,7 +138,8 @@ class SignIn:
             request.session.pop(SESSION_USER, None)
             return None
         if not isinstance(user.get("exp"), int | float) or user["exp"] <= time.time():
-            request.session.pop(SESSION_USER, None)
+            # Kept (it admits nothing any more): every later request still says "expired", not
+            # "signed out", until the person signs in again.
             raise SessionExpired()
         return Principal(
             id=f"user:{self.issuer_host}:{user['sub']}",

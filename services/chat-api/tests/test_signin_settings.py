@@ -42,7 +42,8 @@ def test_a_complete_configuration_turns_it_on(tmp_path: Path) -> None:
     assert signin.domains == {"example.com", "example.org"}
     options = signin.middleware_options()
     assert options["https_only"] is True and options["same_site"] == "lax"
-    assert options["max_age"] == 8 * 3600 and options["secret_key"] == "k" * 48
+    # The session ends at 8 h (signed inside); the cookie lasts a day longer to say "expired".
+    assert options["max_age"] == 8 * 3600 + 86400 and options["secret_key"] == "k" * 48
 
 
 @pytest.mark.parametrize(
