@@ -8,6 +8,8 @@ the allowlist (wrong domain, unverified address)."""
 
 from __future__ import annotations
 
+import base64
+import json as jsonlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,9 +128,6 @@ def test_a_tampered_session_cookie_is_refused(signin_stack: tuple[OidcProvider, 
         assert client.get(f"{api.base_url}/auth/me").status_code == 200
     payload, _, signature = value.partition(".")
     # The payload is base64 JSON: change who it says is signed in, keep the old signature.
-    import base64
-    import json as jsonlib
-
     data = jsonlib.loads(base64.b64decode(payload + "=" * (-len(payload) % 4)))
     data["user"]["sub"] = "somebody-else@example.com"
     data["user"]["exp"] = data["user"]["exp"] + 10**6
@@ -203,6 +202,23 @@ def test_an_id_token_for_another_audience_or_issuer_is_refused(tmp_path: Path, m
             assert client.get(f"{api.base_url}/auth/me").status_code == 401
         # authlib names the claim that failed (chat-api logs it; the person's page does not).
         assert f"Invalid claim: '{mutation}'" in api.process.log_path.read_text()
+    finally:
+        api.process.stop()
+        provider.process.stop()
+
+
+def test_a_program_with_an_operator_key_still_gets_in_when_sign_in_is_on(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "batch-jobs").write_text("sk-operator-key-123456\n")
+    # A dead upstream: 503 means the request got past authentication, 401 that it did not.
+    provider, api = start_pair(tmp_path, "http://127.0.0.1:9", CHAT_API_API_KEYS_DIR=str(keys))
+    try:
+        models = f"{api.base_url}/v1/models"
+        key = {"Authorization": "Bearer sk-operator-key-123456"}
+        assert httpx.get(models, headers=key).status_code == 503
+        assert httpx.get(models, headers={"Authorization": "Bearer sk-wrong"}).status_code == 401
+        assert httpx.get(models).json()["error"]["code"] == "signin_required"
     finally:
         api.process.stop()
         provider.process.stop()
