@@ -211,7 +211,7 @@ def page(
 
 
 def install(app: Any, signin: SignIn | None) -> None:
-    """The /auth routes (404 when sign-in is off) and, when on, the session middleware."""
+    """The /auth routes (401 `signin_off` when sign-in is off) and, when on, the session middleware."""
     router = APIRouter(prefix="/auth", include_in_schema=False)
 
     def configured() -> SignIn:
