@@ -97,7 +97,7 @@ deps: $(VENV)/.installed ## The project venv (tests, linters, chat-api, node-boo
 
 deps-local: deps $(VLLM_VENV)/.installed ui/dist/index.html ## Everything `make up` needs
 
-deps-test: deps-local $(CHECKOV_VENV)/.installed ## Everything `make test` needs
+deps-test: deps-local $(CHECKOV_VENV)/.installed tests/fixtures/oidc/node_modules/.installed ## Everything `make test` needs
 
 $(VENV)/.installed: requirements/dev.txt services/chat-api/requirements.txt node-bootstrap/requirements.txt
 	@echo ">> installing the project venv ($(VENV))"
@@ -124,6 +124,12 @@ ui/node_modules/.installed: ui/package.json ui/package-lock.json
 	cd ui && npm ci --no-audit --no-fund
 	@touch $@
 
+# The real OpenID provider of the sign-in tests (npm oidc-provider, tests/fixtures/oidc/provider.mjs).
+tests/fixtures/oidc/node_modules/.installed: tests/fixtures/oidc/package.json tests/fixtures/oidc/package-lock.json
+	@echo ">> installing the test OpenID provider's npm packages"
+	cd tests/fixtures/oidc && npm ci --no-audit --no-fund
+	@touch $@
+
 ui/dist/index.html: ui/node_modules/.installed $(shell find ui/src ui/public ui/index.html ui/vite.config.ts ui/tsconfig.json -type f 2>/dev/null)
 	@echo ">> building the UI"
 	cd ui && npm run build
@@ -132,7 +138,7 @@ clean: ## Remove build outputs (keeps the venvs and node_modules)
 	rm -rf build ui/dist .pytest_cache .ruff_cache test-artifacts
 
 distclean: clean ## Remove everything `make` installed into the repository
-	rm -rf $(VENV) $(VLLM_VENV) $(CHECKOV_VENV) ui/node_modules .cache
+	rm -rf $(VENV) $(VLLM_VENV) $(CHECKOV_VENV) ui/node_modules tests/fixtures/oidc/node_modules .cache
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

@@ -427,6 +427,10 @@ def up(settings: Settings) -> int:
     say(f"Open the chat:      {ui_url}")
     say(f"OpenAI-compatible:  {api_url}/v1  (model {model.served_name!r}, no API key locally)")
     say(f"vLLM direct:        http://127.0.0.1:{settings.vllm_port}/v1")
+    say(
+        "Sign-in:            off: open to whoever reaches 127.0.0.1 on this machine (the chart's "
+        "chat-api.auth.oidc turns it on; README, Sign-in)"
+    )
     say(f"Logs:               {settings.log_dir}/  (make logs)")
     say("Stop everything:    make down")
     return 0

@@ -101,6 +101,7 @@ def test_make_up_starts_everything_and_make_down_stops_exactly_it(
     api_url = f"http://127.0.0.1:{stack_env['LLAMA_API_PORT']}"
     vllm_url = f"http://127.0.0.1:{stack_env['LLAMA_VLLM_PORT']}"
     assert f"Open the chat:      {ui_url}" in cold.stdout
+    assert "Sign-in:            off: open to whoever reaches 127.0.0.1" in cold.stdout
     assert "make down" in cold.stdout
     assert "replies are random" in cold.stdout  # the tiny model says what it is
 

@@ -1,4 +1,5 @@
 import { Fragment, useCallback, useEffect, useMemo, useRef, useState } from "react";
+import { AccountBadge, SessionExpiredBanner, SignInPage, useAccount } from "./components/Account";
 import { Composer, type DraftCheck } from "./components/Composer";
 import { MessageItem } from "./components/MessageItem";
 import { SettingsPanel } from "./components/SettingsPanel";
@@ -9,8 +10,9 @@ import { type Target, tokenScale, useChat } from "./hooks/useChat";
 import { useFollowScroll } from "./hooks/useFollowScroll";
 import { useMediaQuery } from "./hooks/useMediaQuery";
 import { useNow, useReadiness } from "./hooks/useReadiness";
-import { ChatClient, type ModelInfo, type RuntimeConfig } from "./lib/api";
+import { type Account, ChatClient, type ModelInfo, type RuntimeConfig } from "./lib/api";
 import { estimateTokens, formatTokens, planContext } from "./lib/context";
+import type { Problem } from "./lib/errors";
 import { type ConversationSettings, type Message, sendableMessages } from "./lib/store";
 
 /** Phones: no Shift key on the on-screen keyboard, so Enter must be able to add a line. */
@@ -18,6 +20,40 @@ const PHONE = "(max-width: 760px), (pointer: coarse)";
 
 export function App({ config }: { config: RuntimeConfig }) {
   const client = useMemo(() => new ChatClient(config), [config]);
+  const { account, sessionLost, signOut, recheck: recheckAccount } = useAccount(client, config.signIn);
+  if (account.state === "checking") return null; // a moment; avoids showing the chat to someone signed out
+  if (account.state === "signedOut" || account.state === "unknown")
+    return (
+      <SignInPage
+        title={config.title}
+        problem={account.state === "unknown" ? account.detail : undefined}
+        onRetry={recheckAccount}
+      />
+    );
+  return (
+    <Chat
+      config={config}
+      client={client}
+      account={account.state === "signedIn" ? account.account : undefined}
+      expired={account.state === "expired"}
+      onSessionLost={sessionLost}
+      onSignOut={signOut}
+    />
+  );
+}
+
+interface ChatProps {
+  config: RuntimeConfig;
+  client: ChatClient;
+  /** The signed-in person (sign-in on); undefined when sign-in is off or the session ended. */
+  account?: Account;
+  /** The session ended while the page was open. */
+  expired: boolean;
+  onSessionLost: () => void;
+  onSignOut: () => void;
+}
+
+function Chat({ config, client, account, expired, onSessionLost, onSignOut }: ChatProps) {
   const { readiness, notReadySince, wasReady, recheck } = useReadiness(client);
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [preferredModel, setPreferredModel] = useState("");
@@ -36,7 +72,14 @@ export function App({ config }: { config: RuntimeConfig }) {
     (): Partial<ConversationSettings> => ({ systemPrompt: config.defaultSystemPrompt }),
     [config.defaultSystemPrompt],
   );
-  const chat = useChat(client, { newSettings, targetOf, onFailure: recheck });
+  const onFailure = useCallback(
+    (problem: Problem) => {
+      if (problem.signIn) onSessionLost();
+      else recheck();
+    },
+    [onSessionLost, recheck],
+  );
+  const chat = useChat(client, { newSettings, targetOf, onFailure });
   const { state, active, streamingId } = chat;
   const [sidebarOpen, setSidebarOpen] = useState(false);
   const [settingsOpen, setSettingsOpen] = useState(false);
@@ -236,7 +279,9 @@ export function App({ config }: { config: RuntimeConfig }) {
           >
             Settings
           </button>
+          {account && <AccountBadge account={account} onSignOut={onSignOut} />}
         </header>
+        {expired && <SessionExpiredBanner />}
         <StatusBanner readiness={readiness} elapsedS={elapsedS} wasReady={wasReady} onRecheck={recheck} />
         {config.modelNote && <ModelNote text={config.modelNote} />}
         {chat.saveFailed && (

@@ -25,6 +25,8 @@ from chat_api.errors import ApiError, InvalidRequest
 from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import UNMATCHED_ROUTE, Metrics
 from chat_api.routes import chat, health, openai
+from chat_api.signin import SignIn
+from chat_api.signin import install as install_signin
 from chat_api.upstream import Upstream, make_client
 
 access_log = logging.getLogger("chat_api.access")
@@ -112,6 +114,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         rate=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         keys=ApiKeys(settings.api_keys_dir),
         contract=build_contract(settings),
+        signin=SignIn(settings) if settings.signin_enabled else None,
     )
 
 
@@ -129,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             extra={
                 "upstream": settings.upstream_url,
                 "auth": services.keys.enabled,
+                "signin": settings.oidc_issuer_url or "off",
                 "max_concurrent_streams": settings.max_concurrent_streams,
             },
         )
@@ -153,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(health.router)
     install_error_handlers(app, metrics)
+    install_signin(app, services.signin)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -7,11 +7,22 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+
+
+def _loopback_http(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
+
+
+def _safe_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return bool(parts.hostname) and (parts.scheme == "https" or _loopback_http(url))
 
 
 class Settings(BaseSettings):
@@ -73,11 +84,28 @@ class Settings(BaseSettings):
     api_keys_dir: Path | None = None
     cors_origins: CommaList = Field(default_factory=list)
 
+    # Sign-in for people: OpenID Connect (chat_api.signin). Off while oidc_issuer_url is empty.
+    oidc_issuer_url: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret_file: Path | None = None
+    oidc_redirect_url: str = Field("", description="the public URL of /auth/callback, as registered")
+    oidc_scopes: str = "openid email profile"
+    oidc_allowed_domains: CommaList = Field(default_factory=list)
+    oidc_allowed_groups: CommaList = Field(default_factory=list)
+    oidc_groups_claim: str = "groups"
+    oidc_allow_any_account: bool = False
+    session_secret_file: Path | None = None
+    session_max_age_s: int = Field(8 * 3600, ge=1, le=30 * 86400)
+    session_cookie_secure: bool = True
+    session_cookie_name: str = Field("chat_session", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+
     # Logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_prompts: bool = False
 
-    @field_validator("allowed_models", "cors_origins", mode="before")
+    @field_validator(
+        "allowed_models", "cors_origins", "oidc_allowed_domains", "oidc_allowed_groups", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -94,7 +122,7 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
-    @field_validator("api_keys_dir", mode="before")
+    @field_validator("api_keys_dir", "oidc_client_secret_file", "session_secret_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
@@ -111,7 +139,68 @@ class Settings(BaseSettings):
                 f"CHAT_API_DEFAULT_MODEL={self.default_model!r} is not in CHAT_API_ALLOWED_MODELS "
                 f"{self.allowed_models}; add it there"
             )
+        self._check_signin()
         return self
+
+    def _check_signin(self) -> None:
+        """Sign-in is all or nothing: every part named, safe transport, and an allowlist."""
+        if not self.oidc_issuer_url:
+            stray = [
+                name
+                for name in ("oidc_client_id", "oidc_client_secret_file", "oidc_redirect_url")
+                if getattr(self, name)
+            ] + [name for name in ("oidc_allowed_domains", "oidc_allowed_groups") if getattr(self, name)]
+            if stray:
+                names = ", ".join(f"CHAT_API_{n.upper()}" for n in stray)
+                raise ValueError(
+                    f"{names} set but CHAT_API_OIDC_ISSUER_URL is empty; set the issuer to turn sign-in on, "
+                    "or unset them"
+                )
+            return
+        missing = [
+            f"CHAT_API_{name.upper()}"
+            for name in (
+                "oidc_client_id",
+                "oidc_client_secret_file",
+                "oidc_redirect_url",
+                "session_secret_file",
+            )
+            if not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(
+                f"CHAT_API_OIDC_ISSUER_URL is set, so sign-in needs {', '.join(missing)} too "
+                "(services/chat-api/README.md, Sign-in)"
+            )
+        for name in ("oidc_issuer_url", "oidc_redirect_url"):
+            if not _safe_url(getattr(self, name)):
+                raise ValueError(
+                    f"CHAT_API_{name.upper()}={getattr(self, name)!r} must be an https:// URL "
+                    "(http:// only for 127.0.0.1 or localhost, in tests)"
+                )
+        if not self.oidc_redirect_url.rstrip("/").endswith("/auth/callback"):
+            raise ValueError(
+                f"CHAT_API_OIDC_REDIRECT_URL={self.oidc_redirect_url!r} must end in /auth/callback "
+                "(e.g. https://chat.example.com/auth/callback, registered at the provider)"
+            )
+        if not self.session_cookie_secure and not _loopback_http(self.oidc_redirect_url):
+            raise ValueError(
+                "CHAT_API_SESSION_COOKIE_SECURE=false is only for tests on http://127.0.0.1; "
+                f"{self.oidc_redirect_url} is not that: serve it over HTTPS and keep the cookie Secure"
+            )
+        if "openid" not in self.oidc_scopes.split():
+            raise ValueError(f"CHAT_API_OIDC_SCOPES={self.oidc_scopes!r} must include openid")
+        if not (self.oidc_allowed_domains or self.oidc_allowed_groups or self.oidc_allow_any_account):
+            raise ValueError(
+                "sign-in is on but nobody is allowed: set CHAT_API_OIDC_ALLOWED_DOMAINS (e.g. example.com) "
+                "and/or CHAT_API_OIDC_ALLOWED_GROUPS, or CHAT_API_OIDC_ALLOW_ANY_ACCOUNT=true when the "
+                "provider itself admits only your people (a Cognito pool or Keycloak realm of your own; "
+                "never with Google or Entra's common tenant)"
+            )
+
+    @property
+    def signin_enabled(self) -> bool:
+        return bool(self.oidc_issuer_url)
 
     @property
     def auth_enabled(self) -> bool:

@@ -14,6 +14,7 @@ from chat_api.contract import Contract
 from chat_api.identity import Principal
 from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import Metrics
+from chat_api.signin import SignIn
 from chat_api.upstream import Upstream
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -50,4 +51,5 @@ class Services:
     rate: RateLimiter
     keys: ApiKeys
     contract: Contract
+    signin: SignIn | None = None  # OpenID Connect sign-in; None: off
     draining: bool = False

@@ -14,6 +14,13 @@ export function ProblemBox({ problem, waitS, onRetry, retryDisabled }: Props) {
     <div className="problem" role="alert">
       <strong>{problem.title}.</strong> <span>{problem.action}</span>
       {problem.detail && <div className="problem-detail">Server said: {problem.detail}</div>}
+      {problem.signIn && (
+        <div className="problem-actions">
+          <a className="button signin-again" href="/auth/login">
+            Sign in again
+          </a>
+        </div>
+      )}
       {problem.retryable && onRetry && (
         <div className="problem-actions">
           <button type="button" onClick={onRetry} disabled={retryDisabled || waitS > 0}>

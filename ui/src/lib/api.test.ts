@@ -9,6 +9,7 @@ const client = new ChatClient({
   title: "t",
   defaultSystemPrompt: "",
   savedPrompts: [],
+  signIn: false,
 });
 
 function sse(text: string, init: ResponseInit = {}): Response {
@@ -32,7 +33,13 @@ describe("parseConfig", () => {
       title: "Llama Chat",
       defaultSystemPrompt: "",
       savedPrompts: [],
+      signIn: false,
     });
+  });
+  it("turns sign-in on only for a literal true", () => {
+    expect(parseConfig({ signIn: true }).signIn).toBe(true);
+    expect(parseConfig({ signIn: "true" }).signIn).toBe(false);
+    expect(parseConfig({}).signIn).toBe(false);
   });
   it("keeps the operator's note about the model, and drops an empty or non-text one", () => {
     expect(parseConfig({ modelNote: " A 135M demo model. " }).modelNote).toBe("A 135M demo model.");
@@ -156,5 +163,30 @@ describe("issue 19: context length, cold start and team defaults", () => {
       defaultSystemPrompt: "",
       savedPrompts: [],
     });
+  });
+});
+
+describe("sign-in (chat-api /auth)", () => {
+  it("GET /auth/me: the signed-in person, or null on 401", async () => {
+    const fetch = vi
+      .fn()
+      .mockResolvedValueOnce(
+        new Response(JSON.stringify({ id: "user:idp:1", email: "ada@example.com", name: "Ada", expiresAt: 99 }), {
+          status: 200,
+        }),
+      )
+      .mockResolvedValueOnce(new Response(JSON.stringify({ error: { code: "signin_required" } }), { status: 401 }));
+    vi.stubGlobal("fetch", fetch);
+    expect(await client.me()).toEqual({ id: "user:idp:1", email: "ada@example.com", name: "Ada", expiresAt: 99 });
+    expect(await client.me()).toBeNull();
+    expect(fetch.mock.calls[0][0]).toBe("http://api.test/auth/me");
+    expect(fetch.mock.calls[0][1].credentials).toBe("same-origin");
+  });
+
+  it("POST /auth/logout: where to go next (the provider's sign-out)", async () => {
+    const fetch = vi.fn().mockResolvedValue(new Response(JSON.stringify({ next: "https://idp.test/end?x=1" })));
+    vi.stubGlobal("fetch", fetch);
+    expect(await client.signOut()).toBe("https://idp.test/end?x=1");
+    expect(fetch.mock.calls[0][1].method).toBe("POST");
   });
 });

@@ -19,6 +19,8 @@ export interface RuntimeConfig {
   /** System prompt of every new conversation (a 3B model depends on it); "" = none. */
   defaultSystemPrompt: string;
   savedPrompts: SavedPrompt[];
+  /** People sign in (chat-api's OpenID Connect, /auth/*); the API must then be on this page's origin. */
+  signIn: boolean;
 }
 
 export const DEFAULT_CONFIG: RuntimeConfig = {
@@ -26,7 +28,17 @@ export const DEFAULT_CONFIG: RuntimeConfig = {
   title: "Llama Chat",
   defaultSystemPrompt: "",
   savedPrompts: [],
+  signIn: false,
 };
+
+/** Who is signed in (chat-api's GET /auth/me). */
+export interface Account {
+  id: string;
+  email: string;
+  name: string;
+  /** Seconds since the epoch when the session ends. */
+  expiresAt: number;
+}
 
 /** A model chat-api serves, with vLLM's context length when it reports one (`max_model_len`). */
 export interface ModelInfo {
@@ -63,6 +75,7 @@ export function parseConfig(raw: unknown): RuntimeConfig {
           )
           .map((p) => ({ title: p.title.trim(), text: p.text }))
       : [],
+    signIn: value.signIn === true,
   };
 }
 
@@ -127,6 +140,32 @@ export class ChatClient {
     if (body.status === "loading") return { state: "loading", detail };
     if (response.status === 503) return { state: "unavailable", detail };
     return { state: "unreachable", detail };
+  }
+
+  /** The signed-in person, or null when nobody is (401). Throws ApiError when chat-api cannot say. */
+  async me(): Promise<Account | null> {
+    let response: Response;
+    try {
+      response = await fetch(this.url("/auth/me"), { cache: "no-store", credentials: "same-origin" });
+    } catch (error) {
+      throw new ApiError("network", error instanceof Error ? error.message : String(error));
+    }
+    if (response.status === 401) return null;
+    if (!response.ok) throw new ApiError("http", `GET /auth/me answered HTTP ${response.status}`, response.status);
+    const body = (await response.json()) as Partial<Account>;
+    return {
+      id: String(body.id ?? ""),
+      email: String(body.email ?? ""),
+      name: String(body.name ?? ""),
+      expiresAt: Number(body.expiresAt ?? 0),
+    };
+  }
+
+  /** Ends the session at chat-api; returns where the browser goes next (the provider's sign-out, or /). */
+  async signOut(): Promise<string> {
+    const response = await this.send("/auth/logout", { method: "POST", credentials: "same-origin" });
+    const body = (await response.json().catch(() => ({}))) as { next?: unknown };
+    return typeof body.next === "string" && body.next ? body.next : "/";
   }
 
   async models(): Promise<ModelInfo[]> {

@@ -87,3 +87,16 @@ describe("a model that is no longer served (issue 19, bug 4)", () => {
     expect(describeError(new ApiError("http", "Not Found", 404)).title).toBe("The chat endpoint was not found");
   });
 });
+
+describe("sign-in problems", () => {
+  it("an expired session says so, keeps the conversation and offers sign-in", () => {
+    const p = describeError(new ApiError("http", "your sign-in has expired", 401, "session_expired"));
+    expect(p.title).toBe("Your sign-in has expired");
+    expect(p.signIn).toBe(true);
+    expect(p.action).toContain("kept in this browser");
+  });
+  it("no session at all is 'signed out'; a plain 401 (a bad API key) is not a sign-in problem", () => {
+    expect(describeError(new ApiError("http", "", 401, "signin_required")).title).toBe("You are signed out");
+    expect(describeError(new ApiError("http", "", 401, "invalid_api_key")).signIn).toBeUndefined();
+  });
+});

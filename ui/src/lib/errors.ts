@@ -26,7 +26,12 @@ export interface Problem {
   retryAfterS?: number;
   /** Whether sending the same request again can succeed. */
   retryable: boolean;
+  /** The session is missing or over: signing in again is the way on (a link to /auth/login). */
+  signIn?: boolean;
 }
+
+/** chat-api's 401 codes when sign-in is on (services/chat-api/chat_api/signin.py). */
+const SIGN_IN_CODES = new Set(["signin_required", "session_expired"]);
 
 /** Retry-After is either seconds or an HTTP date; anything else is ignored. */
 export function parseRetryAfter(value: string | null, now: number = Date.now()): number | undefined {
@@ -121,6 +126,14 @@ function byStatus(status: number): Omit<Problem, "detail" | "retryAfterS"> {
 export function describeError(error: unknown): Problem {
   if (error instanceof ApiError) {
     const detail = error.message || undefined;
+    if (error.status === 401 && SIGN_IN_CODES.has(error.code ?? ""))
+      return {
+        title: error.code === "session_expired" ? "Your sign-in has expired" : "You are signed out",
+        action: "Sign in again, then retry. This conversation (and any partial answer) is kept in this browser.",
+        detail,
+        retryable: true,
+        signIn: true,
+      };
     if (error.kind === "network")
       return {
         title: "Can't reach the chat server",

@@ -22,6 +22,7 @@ from chat_api.errors import (
     UnsupportedMediaType,
 )
 from chat_api.identity import Principal
+from chat_api.signin import SignInRequired
 
 
 def services_of(request: Any) -> Services:
@@ -33,16 +34,15 @@ def info_of(request: Request) -> RequestInfo:
 
 
 def identify(services: Services, request: Request, rate: bool = True) -> Principal:
-    """Authenticate and apply the per-principal rate limit; returns who the request is for."""
+    """Authenticate and apply the per-principal rate limit; returns who the request is for.
+
+    A signed-in person's session first, then an API key; with sign-in on, one of the two is
+    required (nobody is anonymous), with it off and no keys, the client address is who it is."""
     try:
-        name = services.keys.identify(presented_key(request.headers))
+        principal = resolve_principal(services, request)
     except Unauthorized:
         services.metrics.rejections.labels("auth").inc()
         raise
-    client = request.client
-    principal = (
-        Principal.operator_key(name) if name else Principal.anonymous(client.host if client else "unknown")
-    )
     info = info_of(request)
     info.identity = principal.id
     info.principal = principal
@@ -53,6 +53,25 @@ def identify(services: Services, request: Request, rate: bool = True) -> Princip
             services.metrics.rejections.labels("rate_limit").inc()
             raise
     return principal
+
+
+def resolve_principal(services: Services, request: Request) -> Principal:
+    signin = services.signin
+    if signin is not None:
+        person = signin.principal(request)  # raises SessionExpired for a session past its time
+        if person is not None:
+            return person
+    presented = presented_key(request.headers)
+    if signin is not None and not presented:
+        raise SignInRequired()
+    name = services.keys.identify(presented)
+    if name:
+        return Principal.operator_key(name)
+    if signin is not None:
+        # Sign-in on, operator keys off: a presented key matches nothing.
+        raise Unauthorized()
+    client = request.client
+    return Principal.anonymous(client.host if client else "unknown")
 
 
 async def read_json_body(request: Request, settings: Settings) -> bytes:

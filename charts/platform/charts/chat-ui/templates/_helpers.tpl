@@ -64,6 +64,7 @@ A digest wins over the tag.
 {{- if .Values.config.apiKey }}{{ $_ := set $config "apiKey" .Values.config.apiKey }}{{ end -}}
 {{- if .Values.config.defaultSystemPrompt }}{{ $_ := set $config "defaultSystemPrompt" .Values.config.defaultSystemPrompt }}{{ end -}}
 {{- if .Values.config.savedPrompts }}{{ $_ := set $config "savedPrompts" .Values.config.savedPrompts }}{{ end -}}
+{{- if .Values.config.signIn }}{{ $_ := set $config "signIn" true }}{{ end -}}
 {{ toPrettyJson $config }}
 {{- end }}
 

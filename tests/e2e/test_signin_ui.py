@@ -1,0 +1,172 @@
+"""A person signs in, chats and signs out in Chromium, through the UI image's nginx config (real
+nginx), real chat-api and a real OpenID provider (npm oidc-provider with its own login form).
+
+The stack is what a signed-in install runs: nginx on the page's origin proxies /auth/, /api/ and
+/v1/ to chat-api (the chart's api-proxy.conf), config.json says sign-in is on (the chart's
+chat-ui.config.signIn), chat-api signs people in with authlib against the provider.
+Screenshots: test-artifacts/screenshots/20-signin-page.png, 21-signed-in-chat.png,
+22-signin-refused.png, 23-session-expired.png.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from scripts.localstack.process import free_port
+from tests.e2e.browser import Page
+from tests.e2e.chat_page import COMPOSER, LAST_ANSWER, LOGS, send, set_max_tokens
+from tests.e2e.doubles import FakeOpenAIUpstream
+from tests.fixtures.oidc_provider import (
+    OidcProvider,
+    SignInApi,
+    signin_env,
+    start_oidc_provider,
+    start_signin_chat_api,
+)
+from tests.fixtures.stack import VllmServer
+from tests.fixtures.ui_nginx import skip_without_nginx, ui_nginx
+
+pytestmark = pytest.mark.e2e
+
+# Only what the chart needs to render chat-ui's ConfigMap with sign-in on (the chart refuses one
+# half without the other); the running chat-api gets the real settings from signin_env.
+CHART_SIGNIN = {
+    "chat-api": {
+        "auth": {
+            "oidc": {
+                "issuerUrl": "https://idp.example.com",
+                "clientId": "llama-chat",
+                "clientSecretSecret": "chat-signin",
+                "redirectUrl": "https://chat.example.com/auth/callback",
+                "allowedDomains": ["example.com"],
+            }
+        }
+    },
+    "chat-ui": {"config": {"signIn": True}},
+}
+SIGNIN_BUTTON = "a.signin-button"
+PROVIDER_LOGIN = "input[name=login]"
+
+
+@dataclass
+class SignInStack:
+    url: str
+    provider: OidcProvider
+    api: SignInApi
+
+
+@pytest.fixture
+def signin_stack_factory(ui_dist: Path, tmp_path: Path) -> Iterator[Callable[..., SignInStack]]:
+    skip_without_nginx()
+    stacks: list[tuple[OidcProvider, SignInApi]] = []
+    edges = []
+
+    def make(upstream_url: str, **env: str) -> SignInStack:
+        work = tmp_path / f"stack{len(stacks)}"
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        provider = start_oidc_provider(work, url, LOGS)
+        api = start_signin_chat_api(free_port(), upstream_url, signin_env(work, provider, url, **env), LOGS)
+        stacks.append((provider, api))
+        edge = ui_nginx(work / "nginx", ui_dist, api.base_url, "localhost", LOGS, port, CHART_SIGNIN)
+        edge.__enter__()
+        edges.append(edge)
+        return SignInStack(url, provider, api)
+
+    yield make
+    for edge in edges:
+        edge.__exit__(None, None, None)
+    for provider, api in stacks:
+        api.process.stop()
+        provider.process.stop()
+
+
+def sign_in_at_provider(page: Page, login: str) -> None:
+    """The provider's own login form (oidc-provider's devInteractions): any password."""
+    page.wait_for(PROVIDER_LOGIN, timeout=30)
+    page.fill(PROVIDER_LOGIN, login)
+    page.fill("input[name=password]", "any password")
+    page.click("button[type=submit]")
+
+
+def test_a_person_signs_in_chats_and_signs_out(
+    page: Page, signin_stack_factory: Callable[..., SignInStack], vllm_server: VllmServer
+) -> None:
+    stack = signin_stack_factory(vllm_server.base_url)
+    page.goto(stack.url)
+    page.wait_for(SIGNIN_BUTTON)
+    assert page.count(COMPOSER) == 0, "nobody is signed in: no chat"
+    page.screenshot("20-signin-page")
+
+    page.click(SIGNIN_BUTTON)
+    sign_in_at_provider(page, "ada@example.com")
+    page.wait_for(COMPOSER, timeout=30)
+    assert page.text(".account-name") == "Ada Lovelace"
+    assert page.eval("location.href") == f"{stack.url}/"
+    # The session cookie is HttpOnly: the page's script cannot read it.
+    assert "chat_session" not in page.eval("document.cookie")
+
+    page.wait_until("document.querySelector('.model-picker select option')?.value.length > 0", timeout=60)
+    set_max_tokens(page, 16)
+    send(page, "Hello from a signed-in person")
+    page.wait_for(f"{LAST_ANSWER}[data-status=complete]", timeout=120)
+    page.screenshot("21-signed-in-chat")
+
+    page.click("button.signout")
+    # The provider asks before it ends its own session (RP-Initiated Logout), then sends us back.
+    page.click("button[name=logout][value=yes]")
+    page.wait_for(SIGNIN_BUTTON, timeout=30)
+    assert page.eval("fetch('/auth/me').then(r => r.status)") == 401
+    assert page.eval("fetch('/v1/models').then(r => r.status)") == 401
+
+    # Someone outside the allowlist is told so, and gets no session.
+    page.click(SIGNIN_BUTTON)
+    sign_in_at_provider(page, "mallory@other.org")
+    page.wait_for("#signin-message", timeout=30)
+    assert "mallory@other.org may not use this service" in page.text("#signin-message")
+    assert "example.com" in page.text("#signin-message")
+    page.screenshot("22-signin-refused")
+    assert page.eval("fetch('/auth/me').then(r => r.status)") == 401
+
+
+def test_a_session_that_ends_mid_conversation_keeps_the_answer_and_offers_sign_in(
+    page: Page, signin_stack_factory: Callable[..., SignInStack]
+) -> None:
+    # A slow answer (a double: the real tiny model's length and speed cannot be chosen) outlives
+    # a 15 s session: the answer that started keeps streaming to its end, the page says the
+    # session is over, the next message is refused with a way to sign in, and nothing is lost.
+    reply = "word " * 120
+    with FakeOpenAIUpstream(reply, piece_chars=5, delay_s=0.2) as upstream:
+        stack = signin_stack_factory(upstream.url, CHAT_API_SESSION_MAX_AGE_S="15")
+        page.goto(stack.url)
+        page.click(SIGNIN_BUTTON)
+        sign_in_at_provider(page, "ada@example.com")
+        page.wait_for(COMPOSER, timeout=30)
+        page.wait_until("document.querySelector('.model-picker select option')?.value.length > 0")
+        send(page, "Tell me a long story")
+        page.wait_for(f"{LAST_ANSWER}[data-status=streaming]", timeout=30)
+
+        page.wait_for(".session-expired", timeout=40)
+        page.wait_for(f"{LAST_ANSWER}[data-status=complete]", timeout=60)
+        assert page.text(f"{LAST_ANSWER} .markdown").strip() == reply.strip()
+
+        send(page, "And another one")
+        page.wait_for(f"{LAST_ANSWER} .problem", timeout=30)
+        assert "Your sign-in has expired" in page.text(f"{LAST_ANSWER} .problem")
+        assert page.count(f"{LAST_ANSWER} a.signin-again") == 1
+        page.screenshot("23-session-expired")
+        requests_before = len(upstream.requests)
+
+        # Signing in again: the provider's session still holds, so no form; back to the same page.
+        page.click(f"{LAST_ANSWER} a.signin-again")
+        page.wait_for(COMPOSER, timeout=30)
+        page.wait_for(".account-name")
+        assert page.count(".session-expired") == 0
+        texts = page.texts(".message .markdown")
+        assert any(t.strip() == reply.strip() for t in texts), "the first answer is kept"
+        assert any("And another one" in t for t in page.texts(".message.user")), "so is the refused question"
+        assert len(upstream.requests) == requests_before, "nothing reached the model while signed out"
