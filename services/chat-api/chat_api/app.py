@@ -26,6 +26,7 @@ from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import UNMATCHED_ROUTE, Metrics
 from chat_api.routes import chat, health, openai
 from chat_api.upstream import Upstream, make_client
+from chat_api.vllm_pods import from_settings as vllm_pods_from_settings
 
 access_log = logging.getLogger("chat_api.access")
 log = logging.getLogger("chat_api")
@@ -123,19 +124,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_client(settings)
-        services.upstream = Upstream(settings, client, metrics)
+        pods = vllm_pods_from_settings(
+            settings.vllm_pod_selector,
+            settings.kubernetes_api_url,
+            settings.kubernetes_account_dir,
+            timeout_s=min(settings.connect_timeout_s, 2.0),
+        )
+        services.upstream = Upstream(settings, client, metrics, pods)
         log.info(
             "chat-api started",
             extra={
                 "upstream": settings.upstream_url,
                 "auth": services.keys.enabled,
                 "max_concurrent_streams": settings.max_concurrent_streams,
+                "vllm_pod_status": pods is not None,
             },
         )
         try:
             yield
         finally:
             await client.aclose()
+            if pods is not None:
+                await pods.aclose()
 
     app = FastAPI(
         title="chat-api",
