@@ -4,7 +4,7 @@ import { MessageItem } from "./components/MessageItem";
 import { SettingsPanel } from "./components/SettingsPanel";
 import { Sidebar } from "./components/Sidebar";
 import { ModelNote } from "./components/ModelNote";
-import { StatusBanner } from "./components/StatusBanner";
+import { notServedReason, StatusBanner } from "./components/StatusBanner";
 import { type Target, tokenScale, useChat } from "./hooks/useChat";
 import { useFollowScroll } from "./hooks/useFollowScroll";
 import { useMediaQuery } from "./hooks/useMediaQuery";
@@ -18,7 +18,7 @@ const PHONE = "(max-width: 760px), (pointer: coarse)";
 
 export function App({ config }: { config: RuntimeConfig }) {
   const client = useMemo(() => new ChatClient(config), [config]);
-  const { readiness, notReadySince, wasReady, recheck } = useReadiness(client);
+  const { readiness, notReadySince, recheck } = useReadiness(client);
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [preferredModel, setPreferredModel] = useState("");
   const servedIds = useMemo(() => models.map((m) => m.id), [models]);
@@ -155,14 +155,7 @@ export function App({ config }: { config: RuntimeConfig }) {
     [settings, contextTokens, sendable, scale],
   );
 
-  const blockedReason =
-    waitS > 0
-      ? `Rate limited: you can send again in ${waitS} s.`
-      : readiness?.state === "loading" ||
-          readiness?.state === "starting" ||
-          (readiness?.state === "unavailable" && !wasReady)
-        ? "The model is still starting; you can send as soon as it is ready."
-        : "";
+  const blockedReason = waitS > 0 ? `Rate limited: you can send again in ${waitS} s.` : notServedReason(readiness);
 
   const onSend = useCallback(
     (text: string) => {
@@ -237,7 +230,7 @@ export function App({ config }: { config: RuntimeConfig }) {
             Settings
           </button>
         </header>
-        <StatusBanner readiness={readiness} elapsedS={elapsedS} wasReady={wasReady} onRecheck={recheck} />
+        <StatusBanner readiness={readiness} elapsedS={elapsedS} onRecheck={recheck} />
         {config.modelNote && <ModelNote text={config.modelNote} />}
         {chat.saveFailed && (
           <div className="banner warn" role="status">
