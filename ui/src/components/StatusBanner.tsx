@@ -50,7 +50,9 @@ export function notServedReason(readiness: Readiness | null): string {
       return "No model is served: the model server serves another model than the chat server is set to use. Sending is blocked until whoever runs the service fixes it.";
     case "unavailable": {
       const stage = stageText(readiness);
-      return `No model is served: the model server ${stage ? `is down (${stage})` : "is not answering"}. Sending is blocked until it is back.`;
+      return stage
+        ? `No model is served. Model server: ${stage}. Sending is blocked until it is back.`
+        : "No model is served: the model server is not answering. Sending is blocked until it is back.";
     }
     default:
       return "";

@@ -213,7 +213,9 @@ describe("cold start and no model served (issue 19, bug 8)", () => {
     expect(banner(container).querySelector("strong")?.textContent).toBe(
       "The model server is down: crash-looping (restarted 4 times; last: OOMKilled)",
     );
-    expect(notServedReason(crash)).toMatch(/^No model is served: the model server is down \(crash-looping/);
+    expect(notServedReason(crash)).toBe(
+      "No model is served. Model server: crash-looping (restarted 4 times; last: OOMKilled). Sending is blocked until it is back.",
+    );
   });
 
   it("blocks sending while nothing is served, and only then", () => {
