@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from chat_api.config import Settings
 
+from scripts import chart
 from tests.chart import cases, kube_schemas
 from tests.fixtures.kube_api_double import (
     CHAT_API_ROLE_RULES,
@@ -138,6 +139,16 @@ def test_pod_status_off_renders_no_role_no_token_and_no_api_egress() -> None:
     assert "CHAT_API_VLLM_POD_SELECTOR" not in chat_api_env(manifests)
     egress = cases.find(manifests, "NetworkPolicy", "llama-chat-api")["spec"]["egress"]
     assert not [rule for rule in egress if {"port": 6443, "protocol": "TCP"} in rule.get("ports", [])]
+
+
+def test_the_default_service_account_is_never_given_the_role() -> None:
+    with pytest.raises(chart.ChartError) as caught:
+        cases.render_with(T4, {"chat-api": {"serviceAccount": {"create": False}}})
+    assert "podStatus.enabled=true with serviceAccount.create=false" in str(caught.value)
+    assert "serviceAccount.name" in str(caught.value)
+    manifests = cases.render_with(T4, {"chat-api": {"serviceAccount": {"create": False, "name": "chat"}}})
+    subjects = cases.find(manifests, "RoleBinding", "llama-chat-api-pod-status")["subjects"]
+    assert subjects == [{"kind": "ServiceAccount", "name": "chat", "namespace": "llama"}]
 
 
 # ---------------------------------------------------------------- the recorded pods of the double
