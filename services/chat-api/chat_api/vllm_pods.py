@@ -236,8 +236,12 @@ class VllmPods:
             return self._problem(f"the Kubernetes API could not be read: {exc!r}")
         if not isinstance(items, list):
             return self._problem("the Kubernetes API sent a pod list without items")
+        try:
+            stage = stage_of_pods(items)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # not a Pod as the API sends them
+            return self._problem(f"a vLLM pod's status could not be read: {exc!r}")
         self._last_problem = ""
-        return stage_of_pods(items)
+        return stage
 
     def _problem(self, problem: str) -> None:
         if problem != self._last_problem:

@@ -18,8 +18,18 @@ import httpx
 import pytest
 from chat_api.config import Settings
 from chat_api.readiness import PUBLIC_DETAIL, Probe, decide
-from chat_api.vllm_pods import PodStage, VllmPods, from_settings, stage_of_pod, stage_of_pods
+from chat_api.vllm_pods import (
+    DOWN_STAGES,
+    STARTING_STAGES,
+    PodStage,
+    VllmPods,
+    from_settings,
+    stage_of_pod,
+    stage_of_pods,
+)
 from crafted_upstream import Stack
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tests.fixtures.kube_api_double import VLLM_SELECTOR, KubeApiDouble, recorded_pod, recorded_pod_names
@@ -152,6 +162,39 @@ def test_kubernetes_messages_never_reach_the_public_body():
         "reason": "CrashLoopBackOff",  # the waiting reason, since the last exit's reason is not a known word
         "restarts": 4,
     }
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+POD_KEYS = st.sampled_from(
+    "metadata spec status conditions initContainers containers initContainerStatuses containerStatuses "
+    "state lastState waiting running terminated reason restartCount name type phase".split()
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(JSON, lambda inner: st.dictionaries(POD_KEYS, inner, max_size=5), max_leaves=20))
+def test_any_json_as_a_pod_gives_a_stage_or_an_error_that_is_caught(pod):
+    """The API sends well-formed Pods, but /readyz must never fail on one that is not: stage_of_pod
+    returns a stage or raises only what VllmPods.stage catches (and logs)."""
+    try:
+        found = stage_of_pods([pod])
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return
+    assert found.stage in {*STARTING_STAGES, *DOWN_STAGES}
+    assert found.reason is None or found.reason.isalpha()
+
+
+def test_a_pod_the_api_would_never_send_is_logged_not_a_500(kube, caplog):
+    broken = recorded_pod("loading")
+    broken["status"]["containerStatuses"][0]["restartCount"] = "many"
+    kube.pods = [broken]
+    with caplog.at_level(logging.WARNING, logger="chat_api.vllm_pods"):
+        assert read(kube) is None
+    assert any("could not be read" in getattr(r, "problem", "") for r in caplog.records)
 
 
 # ---------------------------------------------------------------- settings
