@@ -5,7 +5,7 @@ settings and keyboard, team defaults, answer variants and search, and a cold sta
 Exact replies come from `FakeOpenAIUpstream` (tests/e2e/doubles.py, a named test double that refuses
 what vLLM 0.32 refuses); the context and the cold start use real vLLM CPU. Screenshots of each new
 state go to test-artifacts/screenshots/ (13-... onwards). The vLLM pod's stages come from a named
-double of the Kubernetes API (tests/fixtures/kube_api_double.py) serving recorded pods.
+double of the Kubernetes API (tests/fixtures/kube_api_double.py) serving the pod objects of tests/fixtures/kube_pods/.
 """
 
 from __future__ import annotations
@@ -433,7 +433,7 @@ def test_the_vllm_pods_stage_is_shown_while_it_starts_and_a_crash_loop_blocks_se
     page: Page, ui_stack_factory, tmp_path: Path
 ) -> None:
     """In a cluster chat-api reads the vLLM pod's status from the Kubernetes API (here the named
-    double of it, tests/fixtures/kube_api_double.py, serving recorded pods) and the page shows the
+    double of it, tests/fixtures/kube_api_double.py, serving Pod objects of each stage) and the page shows the
     stage: pulling, downloading, loading; a crash loop is an outage with its reason. vLLM itself
     does not listen (as during a real cold start)."""
     with KubeApiDouble(tmp_path) as kube:
