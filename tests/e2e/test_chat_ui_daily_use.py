@@ -5,7 +5,7 @@ settings and keyboard, team defaults, answer variants and search, and a cold sta
 Exact replies come from `FakeOpenAIUpstream` (tests/e2e/doubles.py, a named test double that refuses
 what vLLM 0.32 refuses); the context and the cold start use real vLLM CPU. Screenshots of each new
 state go to test-artifacts/screenshots/ (13-... onwards). The vLLM pod's stages come from a named
-double of the Kubernetes API (tests/fixtures/kube_api_double.py) serving the pod objects of tests/fixtures/kube_pods/.
+double of the Kubernetes API (tests/fixtures/kube_api_double.py) serving tests/fixtures/kube_pods/.
 """
 
 from __future__ import annotations
