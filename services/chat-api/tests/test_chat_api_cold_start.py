@@ -4,7 +4,7 @@ from `loading`, and in a cluster reports the vLLM pod's stage from the Kubernete
 The state machine is tested as a pure function (chat_api.readiness.decide), then through real
 chat-api (uvicorn) in front of the crafted vLLM double, and the Kubernetes path against
 `KubeApiDouble` (tests/fixtures/kube_api_double.py: HTTPS with a cluster CA, the service-account
-token, RBAC refusals, label selectors) serving the recorded pods of tests/fixtures/kube_pods/.
+token, RBAC refusals, label selectors) serving the pod objects of tests/fixtures/kube_pods/.
 """
 
 from __future__ import annotations
