@@ -8,6 +8,7 @@ skipped with the reason, after a quick check rather than a long hang.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -58,6 +59,31 @@ def reachable_kubeconfig() -> Iterator[Path]:
     # pytest-helm-charts' kube_cluster fixture reads KUBECONFIG.
     os.environ.setdefault("KUBECONFIG", str(path))
     yield path
+
+
+def may(client, namespace: str, verb: str, resource: str, in_namespace: str) -> bool:
+    """Whether chat-api's ServiceAccount may `verb` `resource` there: the API server's own RBAC answer
+    (a SubjectAccessReview, what `kubectl auth can-i --as` asks)."""
+    account = f"system:serviceaccount:{namespace}:{RELEASE}-chat-api"
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": account,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+            "resourceAttributes": {
+                "namespace": in_namespace,
+                "verb": verb,
+                "resource": resource.partition("/")[0],
+                "subresource": resource.partition("/")[2],
+            },
+        },
+    }
+    response = client.post(
+        url="subjectaccessreviews", version="authorization.k8s.io/v1", data=json.dumps(review)
+    )
+    response.raise_for_status()
+    return bool(response.json()["status"].get("allowed"))
 
 
 @pytest.fixture(scope="module")
@@ -115,5 +141,13 @@ async def test_local_cpu_release_installs_becomes_ready_and_passes_helm_test(
         )
         assert test.returncode == 0, test.stdout + test.stderr
         assert "one-token completion: ok" in test.stdout
+        # chat-api reads the vLLM pods' status (issue 19) and nothing else.
+        client = kube_cluster.kube_client
+        assert may(client, namespace, "list", "pods", namespace)
+        assert may(client, namespace, "watch", "pods", namespace)
+        assert not may(client, namespace, "list", "pods", "kube-system"), "only its own namespace"
+        assert not may(client, namespace, "get", "secrets", namespace), "no secrets"
+        assert not may(client, namespace, "delete", "pods", namespace), "read only"
+        assert not may(client, namespace, "get", "pods/log", namespace), "no logs"
     finally:
         await helm.uninstall_release(RELEASE, namespace=namespace, wait=True)

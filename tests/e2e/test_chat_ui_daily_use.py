@@ -4,7 +4,8 @@ settings and keyboard, team defaults, answer variants and search, and a cold sta
 
 Exact replies come from `FakeOpenAIUpstream` (tests/e2e/doubles.py, a named test double that refuses
 what vLLM 0.32 refuses); the context and the cold start use real vLLM CPU. Screenshots of each new
-state go to test-artifacts/screenshots/ (13-... onwards).
+state go to test-artifacts/screenshots/ (13-... onwards). The vLLM pod's stages come from a named
+double of the Kubernetes API (tests/fixtures/kube_api_double.py) serving tests/fixtures/kube_pods/.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from scripts import chart
@@ -22,6 +24,7 @@ from tests.chart import cases
 from tests.e2e.browser import Page
 from tests.e2e.chat_page import COMPOSER, LAST_ANSWER, LOGS, open_chat, send, set_max_tokens
 from tests.e2e.doubles import FakeOpenAIUpstream
+from tests.fixtures.kube_api_double import VLLM_SELECTOR, KubeApiDouble, recorded_pod
 from tests.fixtures.stack import VllmServer
 
 pytestmark = pytest.mark.e2e
@@ -383,10 +386,13 @@ def test_team_defaults_variants_and_search(page: Page, ui_stack_factory) -> None
 def test_cold_start_of_a_real_vllm_started_after_the_ui(
     page: Page, ui_stack_factory, tiny_model: Path
 ) -> None:
-    """Real vLLM does not listen until its model is loaded; the page must say "starting", not "down",
-    let nobody send meanwhile, and open up by itself when vLLM is ready."""
+    """Real vLLM does not listen until its model is loaded: chat-api says "starting" (it has never
+    reached vLLM), the page says so and lets nobody send meanwhile, and opens up by itself when vLLM is
+    ready. Once vLLM has answered and stops, chat-api says "unavailable": a page opened after that
+    (which never saw the model) says the model server stopped answering, not that it is starting."""
     port = free_port()
     stack = ui_stack_factory(f"http://127.0.0.1:{port}")
+    assert httpx.get(f"{stack.api.base_url}/readyz", timeout=10).json()["status"] == "starting"
     page.goto(stack.ui_url)
     page.wait_for(".banner[data-state=starting]", timeout=30)
     assert "The model server is starting" in page.text(".banner")
@@ -407,7 +413,66 @@ def test_cold_start_of_a_real_vllm_started_after_the_ui(
         page.wait_for(f"{LAST_ANSWER}[data-status=complete]", timeout=120)
     finally:
         vllm.stop()
-    # Once it has answered in this page, a silent model server is down, not starting.
+    # Once it has answered, a silent model server is down, not starting: chat-api remembers, so a page
+    # opened now (it never saw the model ready) says so too, and sending is blocked with the reason.
     page.wait_for(".banner[data-state=unavailable]", timeout=60)
     assert "stopped answering" in page.text(".banner")
+    page.reload()
+    page.wait_for(".banner[data-state=unavailable]", timeout=30)
+    assert "stopped answering" in page.text(".banner")
+    page.fill(COMPOSER, "Are you there?")
+    assert not page.enabled(SEND)
+    assert "No model is served: the model server is not answering" in page.text("#composer-hint")
     page.screenshot("21-model-server-stopped-answering")
+
+
+# ---------------------------------------------------------------- bug 8: the vLLM pod's stage
+
+
+def test_the_vllm_pods_stage_is_shown_while_it_starts_and_a_crash_loop_blocks_sending(
+    page: Page, ui_stack_factory, tmp_path: Path
+) -> None:
+    """In a cluster chat-api reads the vLLM pod's status from the Kubernetes API (here the named
+    double of it, tests/fixtures/kube_api_double.py, serving Pod objects of each stage) and the page shows the
+    stage: pulling, downloading, loading; a crash loop is an outage with its reason. vLLM itself
+    does not listen (as during a real cold start)."""
+    with KubeApiDouble(tmp_path) as kube:
+        kube.pods = [recorded_pod("other-app"), recorded_pod("pulling")]
+        stack = ui_stack_factory(
+            f"http://127.0.0.1:{free_port()}",
+            env={
+                "CHAT_API_VLLM_POD_SELECTOR": VLLM_SELECTOR,
+                "CHAT_API_KUBERNETES_API_URL": kube.url,
+                "CHAT_API_KUBERNETES_ACCOUNT_DIR": str(kube.account_dir),
+            },
+        )
+        page.goto(stack.ui_url)
+        page.wait_for(".banner[data-state=starting][data-stage=pulling]", timeout=30)
+        assert page.text(".banner strong") == "Starting: pulling the vLLM image…"
+
+        kube.pods = [recorded_pod("other-app"), recorded_pod("downloading")]
+        page.wait_for(".banner[data-stage=downloading]", timeout=30)
+        assert page.text(".banner strong") == "Starting: downloading the model weights…"
+        page.fill(COMPOSER, "Hello")
+        assert not page.enabled(SEND), "nothing to send to while the weights download"
+        assert (
+            "The model is still starting (downloading the model weights); "
+            "you can send as soon as it is ready."
+        ) in page.text("#composer-hint")
+        page.screenshot("22-starting-downloading-the-model-weights")
+
+        kube.pods = [recorded_pod("other-app"), recorded_pod("loading")]
+        page.wait_for(".banner[data-stage=loading]", timeout=30)
+        assert page.text(".banner strong").startswith("Starting: loading the model")
+
+        kube.pods = [recorded_pod("other-app"), recorded_pod("crashloop")]
+        page.wait_for(".banner[data-state=unavailable][data-stage=crashloop]", timeout=30)
+        assert page.text(".banner strong") == (
+            "The model server is down: crash-looping (restarted 4 times; last: OOMKilled)"
+        )
+        assert not page.enabled(SEND)
+        hint = page.text("#composer-hint")
+        assert hint.startswith("No model is served. Model server: crash-looping (restarted 4 times"), hint
+        page.screenshot("23-model-server-crash-looping-send-blocked")
+        assert {s.path for s in kube.seen} == {"/api/v1/namespaces/llama/pods"}
+        assert {s.user for s in kube.seen} == {"system:serviceaccount:llama:llama-chat-api"}

@@ -5,7 +5,7 @@ import { MessageItem } from "./components/MessageItem";
 import { SettingsPanel } from "./components/SettingsPanel";
 import { Sidebar } from "./components/Sidebar";
 import { ModelNote } from "./components/ModelNote";
-import { StatusBanner } from "./components/StatusBanner";
+import { notServedReason, StatusBanner } from "./components/StatusBanner";
 import { type Target, tokenScale, useChat } from "./hooks/useChat";
 import { useFollowScroll } from "./hooks/useFollowScroll";
 import { useMediaQuery } from "./hooks/useMediaQuery";
@@ -54,7 +54,7 @@ interface ChatProps {
 }
 
 function Chat({ config, client, account, expired, onSessionLost, onSignOut }: ChatProps) {
-  const { readiness, notReadySince, wasReady, recheck } = useReadiness(client);
+  const { readiness, notReadySince, recheck } = useReadiness(client);
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [preferredModel, setPreferredModel] = useState("");
   const servedIds = useMemo(() => models.map((m) => m.id), [models]);
@@ -198,14 +198,7 @@ function Chat({ config, client, account, expired, onSessionLost, onSignOut }: Ch
     [settings, contextTokens, sendable, scale],
   );
 
-  const blockedReason =
-    waitS > 0
-      ? `Rate limited: you can send again in ${waitS} s.`
-      : readiness?.state === "loading" ||
-          readiness?.state === "starting" ||
-          (readiness?.state === "unavailable" && !wasReady)
-        ? "The model is still starting; you can send as soon as it is ready."
-        : "";
+  const blockedReason = waitS > 0 ? `Rate limited: you can send again in ${waitS} s.` : notServedReason(readiness);
 
   const onSend = useCallback(
     (text: string) => {
@@ -282,7 +275,7 @@ function Chat({ config, client, account, expired, onSessionLost, onSignOut }: Ch
           {account && <AccountBadge account={account} onSignOut={onSignOut} />}
         </header>
         {expired && <SessionExpiredBanner />}
-        <StatusBanner readiness={readiness} elapsedS={elapsedS} wasReady={wasReady} onRecheck={recheck} />
+        <StatusBanner readiness={readiness} elapsedS={elapsedS} onRecheck={recheck} />
         {config.modelNote && <ModelNote text={config.modelNote} />}
         {chat.saveFailed && (
           <div className="banner warn" role="status">

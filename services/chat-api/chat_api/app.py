@@ -28,6 +28,7 @@ from chat_api.routes import chat, health, openai
 from chat_api.signin import SignIn
 from chat_api.signin import install as install_signin
 from chat_api.upstream import Upstream, make_client
+from chat_api.vllm_pods import from_settings as vllm_pods_from_settings
 
 access_log = logging.getLogger("chat_api.access")
 log = logging.getLogger("chat_api")
@@ -126,7 +127,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_client(settings)
-        services.upstream = Upstream(settings, client, metrics)
+        pods = vllm_pods_from_settings(
+            settings.vllm_pod_selector,
+            settings.kubernetes_api_url,
+            settings.kubernetes_account_dir,
+            timeout_s=min(settings.connect_timeout_s, 2.0),
+        )
+        services.upstream = Upstream(settings, client, metrics, pods)
         log.info(
             "chat-api started",
             extra={
@@ -134,12 +141,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "auth": services.keys.enabled,
                 "signin": settings.oidc_issuer_url or "off",
                 "max_concurrent_streams": settings.max_concurrent_streams,
+                "vllm_pod_status": pods is not None,
             },
         )
         try:
             yield
         finally:
             await client.aclose()
+            if pods is not None:
+                await pods.aclose()
 
     app = FastAPI(
         title="chat-api",

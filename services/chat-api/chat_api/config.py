@@ -46,6 +46,20 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = Field(2.0, ge=0)
     upstream_max_connections: int = Field(1024, ge=1)
     readiness_cache_s: float = Field(1.0, ge=0)
+    cold_start_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        description="vLLM silent since chat-api started is `starting` this long, then `unavailable`",
+    )
+
+    # vLLM's pod status from the Kubernetes API (chat_api/vllm_pods.py); off when the selector is empty
+    vllm_pod_selector: str = Field(
+        "", description="label selector of the vLLM pods in chat-api's namespace; empty: off"
+    )
+    kubernetes_api_url: str = Field(
+        "", description="the API server; empty: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"
+    )
+    kubernetes_account_dir: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount")
     max_response_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="largest non-streaming answer chat-api holds; larger: 502"
     )
@@ -121,6 +135,29 @@ class Settings(BaseSettings):
                 "(for example http://llama-vllm:8000)"
             )
         return value.rstrip("/")
+
+    @field_validator("kubernetes_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if value and not value.startswith("https://"):
+            raise ValueError(
+                f"CHAT_API_KUBERNETES_API_URL={value!r} must start with https:// (the token is sent to it); "
+                "leave it empty in a cluster"
+            )
+        return value.rstrip("/")
+
+    @field_validator("vllm_pod_selector")
+    @classmethod
+    def _check_selector(cls, value: str) -> str:
+        value = value.strip()
+        for term in filter(None, (t.strip() for t in value.split(","))):
+            key, sep, label = term.partition("=")
+            if not sep or not key.strip() or not label.strip() or "!" in key or "(" in term:
+                raise ValueError(
+                    f"CHAT_API_VLLM_POD_SELECTOR term {term!r} is not key=value; use equality terms "
+                    "such as app.kubernetes.io/name=vllm-llama,app.kubernetes.io/instance=llama"
+                )
+        return value
 
     @field_validator("api_keys_dir", "oidc_client_secret_file", "session_secret_file", mode="before")
     @classmethod

@@ -13,7 +13,6 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -21,6 +20,8 @@ import httpx
 from chat_api.config import Settings
 from chat_api.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, upstream_http_error
 from chat_api.metrics import Metrics
+from chat_api.readiness import Probe, Readiness, decide
+from chat_api.vllm_pods import VllmPods
 
 log = logging.getLogger("chat_api.upstream")
 
@@ -61,17 +62,6 @@ def make_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-@dataclass
-class Readiness:
-    status: str  # ready | loading | unavailable
-    detail: str = ""
-    models: list[str] = field(default_factory=list)
-
-    @property
-    def ready(self) -> bool:
-        return self.status == "ready"
-
-
 async def read_capped(response: httpx.Response, limit: int) -> bytes:
     """At most `limit` bytes of a response body (an error body is for a message, not for memory)."""
     out = bytearray()
@@ -83,10 +73,20 @@ async def read_capped(response: httpx.Response, limit: int) -> bytes:
 
 
 class Upstream:
-    def __init__(self, settings: Settings, client: httpx.AsyncClient, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.AsyncClient,
+        metrics: Metrics,
+        pods: VllmPods | None = None,
+    ) -> None:
         self.settings = settings
         self.client = client
         self.metrics = metrics
+        self.pods = pods  # the vLLM pods' stage from the Kubernetes API (in a cluster), else None
+        self.started = time.monotonic()
+        # vLLM answered (any HTTP status) at least once since chat-api started: silence now means down.
+        self.ever_reached = False
         self._readiness: Readiness | None = None
         self._readiness_at = 0.0
         self._readiness_lock = asyncio.Lock()
@@ -125,6 +125,7 @@ class Upstream:
                 raise self._error(self._transport_error(exc, request_id)) from None
             except httpx.HTTPError as exc:
                 raise self._error(self._transport_error(exc, request_id)) from None
+            self.ever_reached = True
             if response.status_code == 200:
                 return response
             try:
@@ -174,7 +175,7 @@ class Upstream:
         async with self._readiness_lock:
             if not self._fresh():
                 state = await self._check_readiness()
-                if self._readiness is None or state.status != self._readiness.status:
+                if self._readiness is None or state.public() != self._readiness.public():
                     log.info("readiness changed", extra={"status": state.status, "detail": state.detail})
                 self._readiness, self._readiness_at = state, time.monotonic()
             assert self._readiness is not None
@@ -187,26 +188,35 @@ class Upstream:
         )
 
     async def _check_readiness(self) -> Readiness:
-        """`detail` is for the log (it names the address); /readyz shows only the status."""
-        url = self.settings.upstream_url
+        """Ask vLLM; when it does not answer, ask the cluster what its pod is doing (chat_api.readiness)."""
+        probe = await self._probe()
+        if probe.answered:
+            self.ever_reached = True
+        pod = await self.pods.stage() if self.pods is not None and not probe.answered else None
+        return decide(
+            probe,
+            upstream_url=self.settings.upstream_url,
+            wanted_model=self.settings.default_model,
+            ever_reached=self.ever_reached,
+            since_start_s=time.monotonic() - self.started,
+            cold_start_timeout_s=self.settings.cold_start_timeout_s,
+            pod=pod,
+        )
+
+    async def _probe(self) -> Probe:
         timeout = min(self.settings.connect_timeout_s, 2.0)
         try:
             health = await self.client.get("/health", timeout=timeout)
         except httpx.HTTPError as exc:
-            return Readiness("unavailable", f"vLLM at {url} does not answer ({exc!r})")
+            return Probe(answered=False, error=repr(exc))
         if health.status_code != 200:
-            return Readiness("loading", f"vLLM at {url} answers /health with {health.status_code}")
+            return Probe(answered=True, health_status=health.status_code)
         try:
             listed = await self.client.get("/v1/models", timeout=timeout)
             models = [m["id"] for m in listed.json().get("data", [])] if listed.status_code == 200 else []
         except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
             models = []
-        wanted = self.settings.default_model
-        if not models:
-            return Readiness("loading", f"vLLM at {url} is up but lists no model yet")
-        if wanted and wanted not in models:
-            return Readiness("loading", f"vLLM at {url} does not list model {wanted!r} (it lists {models})")
-        return Readiness("ready", "", models)
+        return Probe(answered=True, health_status=200, models=tuple(models))
 
     async def default_model(self) -> str | None:
         """The configured default, else the first model vLLM lists (for UI requests without one)."""

@@ -80,6 +80,7 @@ class CraftedUpstream:
         self.script: Script = good_stream()
         self.connections: list[Connection] = []
         self.server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def chat_requests(self) -> list[tuple[str, dict[str, str], bytes]]:
@@ -89,9 +90,18 @@ class CraftedUpstream:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         return self.server.sockets[0].getsockname()[1]
 
+    async def stop(self) -> None:
+        """vLLM gone: no new connections, the kept-alive ones closed (3.11 has no close_clients)."""
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await self.server.wait_closed()
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection()
         self.connections.append(conn)
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -113,6 +123,7 @@ class CraftedUpstream:
         except (asyncio.IncompleteReadError, ConnectionError):
             conn.closed_by_peer = True
         finally:
+            self._writers.discard(writer)
             writer.close()
 
 

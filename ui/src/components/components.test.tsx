@@ -4,6 +4,7 @@ import { type Conversation, DEFAULT_SETTINGS } from "../lib/store";
 import { Composer } from "./Composer";
 import { MaxTokensField } from "./SettingsPanel";
 import { Sidebar } from "./Sidebar";
+import { notServedReason, StatusBanner, stageText } from "./StatusBanner";
 import { blur, click, key, render, typeValue } from "./testing";
 
 afterEach(() => {
@@ -181,5 +182,56 @@ describe("composer", () => {
     typeValue(container.querySelector("textarea") as HTMLTextAreaElement, "long");
     expect((container.querySelector("button[type=submit]") as HTMLButtonElement).disabled).toBe(true);
     expect(container.querySelector("#composer-hint")?.textContent).toContain(blocked);
+  });
+});
+
+describe("cold start and no model served (issue 19, bug 8)", () => {
+  const banner = (c: HTMLElement) => c.querySelector(".banner") as HTMLElement;
+
+  it("shows the vLLM pod's stage while it starts, and blocks sending with that reason", () => {
+    const starting = { state: "starting" as const, detail: "the model server pod is downloading the model weights", stage: "downloading" };
+    const { container } = render(<StatusBanner readiness={starting} elapsedS={75} onRecheck={() => {}} />);
+    expect(banner(container).dataset.state).toBe("starting");
+    expect(banner(container).dataset.stage).toBe("downloading");
+    expect(banner(container).querySelector("strong")?.textContent).toBe("Starting: downloading the model weights…");
+    expect(notServedReason(starting)).toBe(
+      "The model is still starting (downloading the model weights); you can send as soon as it is ready.",
+    );
+  });
+
+  it("says 'starting' without a stage outside a cluster", () => {
+    const starting = { state: "starting" as const, detail: "d" };
+    const { container } = render(<StatusBanner readiness={starting} elapsedS={3} onRecheck={() => {}} />);
+    expect(banner(container).querySelector("strong")?.textContent).toBe("The model server is starting");
+    expect(notServedReason(starting)).toBe("The model is still starting; you can send as soon as it is ready.");
+  });
+
+  it("calls a crash loop an outage, with the reason and restarts, and blocks sending", () => {
+    const crash = { state: "unavailable" as const, detail: "d", stage: "crashloop", reason: "OOMKilled", restarts: 4 };
+    const { container } = render(<StatusBanner readiness={crash} elapsedS={30} onRecheck={() => {}} />);
+    expect(banner(container).dataset.state).toBe("unavailable");
+    expect(banner(container).querySelector("strong")?.textContent).toBe(
+      "The model server is down: crash-looping (restarted 4 times; last: OOMKilled)",
+    );
+    expect(notServedReason(crash)).toBe(
+      "No model is served. Model server: crash-looping (restarted 4 times; last: OOMKilled). Sending is blocked until it is back.",
+    );
+  });
+
+  it("blocks sending while nothing is served, and only then", () => {
+    expect(notServedReason({ state: "unavailable", detail: "d" })).toBe(
+      "No model is served: the model server is not answering. Sending is blocked until it is back.",
+    );
+    expect(notServedReason({ state: "wrongModel", detail: "d" })).toMatch(/^No model is served: the model server serves another model/);
+    expect(notServedReason({ state: "loading", detail: "d" })).toMatch(/still loading/);
+    expect(notServedReason({ state: "ready", models: ["m"] })).toBe("");
+    expect(notServedReason(null)).toBe("");
+    // chat-api itself down: a send fails with its own error and Retry (tests/e2e test_chat_ui.py).
+    expect(notServedReason({ state: "unreachable", detail: "d" })).toBe("");
+  });
+
+  it("names a stage it does not know in plain words", () => {
+    expect(stageText({ stage: "some_new_stage" })).toBe("some new stage");
+    expect(stageText({})).toBe("");
   });
 });

@@ -8,8 +8,6 @@ export interface ReadinessState {
   readiness: Readiness | null; // null: first check still running
   /** When the current not-ready spell began (ms epoch), for "loading for 42 s". */
   notReadySince: number | null;
-  /** Whether the model was ready at some point since this page opened (then "not answering" means down, not starting). */
-  wasReady: boolean;
   recheck: () => void;
 }
 
@@ -17,7 +15,6 @@ export interface ReadinessState {
 export function useReadiness(client: ChatClient): ReadinessState {
   const [readiness, setReadiness] = useState<Readiness | null>(null);
   const [notReadySince, setNotReadySince] = useState<number | null>(null);
-  const [wasReady, setWasReady] = useState(false);
   const timer = useRef<ReturnType<typeof setTimeout>>(undefined);
   const generation = useRef(0);
 
@@ -27,7 +24,6 @@ export function useReadiness(client: ChatClient): ReadinessState {
     const result = await client.readiness();
     if (mine !== generation.current) return; // a newer check superseded this one
     setReadiness(result);
-    if (result.state === "ready") setWasReady(true);
     setNotReadySince((since) => (result.state === "ready" ? null : (since ?? Date.now())));
     timer.current = setTimeout(check, result.state === "ready" ? POLL_READY_MS : POLL_NOT_READY_MS);
   }, [client]);
@@ -40,7 +36,7 @@ export function useReadiness(client: ChatClient): ReadinessState {
     };
   }, [check]);
 
-  return { readiness, notReadySince, wasReady, recheck: () => void check() };
+  return { readiness, notReadySince, recheck: () => void check() };
 }
 
 /** Re-renders every second while `active`, for countdowns and elapsed times. */

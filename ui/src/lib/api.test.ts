@@ -134,22 +134,27 @@ describe("issue 19: context length, cold start and team defaults", () => {
     expect(await client.models()).toEqual([{ id: "llama", maxModelLen: 2048 }, { id: "other", maxModelLen: undefined }]);
   });
 
-  it("tells a model server that does not answer (unavailable) from chat-api down (unreachable)", async () => {
-    // chat-api's /readyz while vLLM does not listen yet (upstream.py _check_readiness).
-    const body = { status: "unavailable", detail: "vLLM at http://v:8000 does not answer (ConnectError)" };
+  it("tells a model server that stopped answering (unavailable) from chat-api down (unreachable)", async () => {
+    const body = { status: "unavailable", detail: "the model server stopped answering" };
     vi.stubGlobal("fetch", vi.fn().mockResolvedValue(json(body, 503)));
-    expect((await client.readiness()).state).toBe("unavailable");
+    expect(await client.readiness()).toEqual({ state: "unavailable", detail: "the model server stopped answering" });
   });
 
-  it("reports a configured model vLLM does not serve as a wrong model, not as loading forever", async () => {
-    const detail = "vLLM at http://v:8000 does not list model 'llama-3' (it lists tiny-llama)";
-    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(json({ status: "loading", detail }, 503)));
+  it("reports chat-api's wrong_model as a wrong model, not as loading forever", async () => {
+    const detail = "the model server does not serve the model chat-api is set to use; it will not become ready by waiting";
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(json({ status: "wrong_model", detail }, 503)));
     expect(await client.readiness()).toEqual({ state: "wrongModel", detail });
   });
 
-  it("understands a chat-api that reports the start itself, with its stage", async () => {
+  it("reads the vLLM pod's stage of a start, and of an outage with its reason and restarts", async () => {
     vi.stubGlobal("fetch", vi.fn().mockResolvedValue(json({ status: "starting", detail: "d", stage: "downloading" }, 503)));
     expect(await client.readiness()).toEqual({ state: "starting", detail: "d", stage: "downloading" });
+    const crash = { status: "unavailable", detail: "d", stage: "crashloop", reason: "OOMKilled", restarts: 4 };
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(json(crash, 503)));
+    expect(await client.readiness()).toEqual({ state: "unavailable", detail: "d", stage: "crashloop", reason: "OOMKilled", restarts: 4 });
+    const odd = { status: "starting", detail: "d", stage: 3, reason: ["x"], restarts: "many" };
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(json(odd, 503)));
+    expect(await client.readiness()).toEqual({ state: "starting", detail: "d" });
   });
 
   it("reads the team's default system prompt and saved prompts, leaving out broken entries", () => {

@@ -80,19 +80,33 @@ export function parseConfig(raw: unknown): RuntimeConfig {
 }
 
 /**
- * What chat-api's /readyz says (services/chat-api/chat_api/routes/health.py and upstream.py):
- * ready: vLLM answers /health and lists the model; loading: vLLM answers but is not healthy or lists
- * no model yet; unavailable: vLLM does not answer at all (a cold start: real vLLM opens its port only
- * once the model is loaded; or it is down); unreachable: chat-api itself does not answer.
- * wrongModel: vLLM is up but serves another model than chat-api is set to use (chat-api reports that
- * as "loading" with "does not list model"; it will never become ready on its own).
- * starting: a chat-api that reports the cold start itself (`status: "starting"`, optional `stage`).
+ * What chat-api's /readyz says (services/chat-api/chat_api/readiness.py has the table):
+ * ready: vLLM answers /health and lists the model. starting: vLLM has not answered since chat-api
+ * started, or (in a cluster) its pod is on the way up; `stage` then says where (scheduling, pulling,
+ * downloading, initializing, loading). loading: vLLM answers but is not ready yet. wrongModel
+ * (`wrong_model`): vLLM serves another model than chat-api is set to use; it will not fix itself.
+ * unavailable: vLLM answered before and stopped, or did not answer for the whole cold-start timeout,
+ * or its pod is crash-looping (`stage`, with Kubernetes' `reason` and `restarts`).
+ * unreachable: chat-api itself does not answer.
  */
+export interface PodStage {
+  stage?: string;
+  reason?: string;
+  restarts?: number;
+}
 export type Readiness =
   | { state: "ready"; models: string[] }
-  | { state: "loading" | "unavailable" | "wrongModel"; detail: string }
-  | { state: "starting"; detail: string; stage?: string }
+  | { state: "loading" | "wrongModel"; detail: string }
+  | ({ state: "starting" | "unavailable"; detail: string } & PodStage)
   | { state: "unreachable"; detail: string };
+
+function podStage(body: Record<string, unknown>): PodStage {
+  const stage: PodStage = {};
+  if (typeof body.stage === "string") stage.stage = body.stage;
+  if (typeof body.reason === "string") stage.reason = body.reason;
+  if (typeof body.restarts === "number" && body.restarts > 0) stage.restarts = body.restarts;
+  return stage;
+}
 
 export interface ChatRequest {
   model?: string;
@@ -133,12 +147,10 @@ export class ChatClient {
       const models = Array.isArray(body.models) ? body.models.filter((m) => typeof m === "string") : [];
       return { state: "ready", models };
     }
-    if (body.status === "starting")
-      return { state: "starting", detail, stage: typeof body.stage === "string" ? body.stage : undefined };
-    // chat-api's wording for a configured model vLLM does not serve (upstream.py _check_readiness).
-    if (body.status === "loading" && /does not list model/.test(detail)) return { state: "wrongModel", detail };
+    if (body.status === "starting") return { state: "starting", detail, ...podStage(body) };
+    if (body.status === "wrong_model") return { state: "wrongModel", detail };
     if (body.status === "loading") return { state: "loading", detail };
-    if (response.status === 503) return { state: "unavailable", detail };
+    if (response.status === 503) return { state: "unavailable", detail, ...podStage(body) };
     return { state: "unreachable", detail };
   }
 

@@ -1,4 +1,4 @@
-"""Probes and metrics: /healthz (process alive), /readyz (vLLM ready and lists the model), /metrics."""
+"""Probes and metrics: /healthz (process alive), /readyz (vLLM ready, or what it is doing), /metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from fastapi.responses import JSONResponse
 from chat_api.routes.common import services_of
 
 router = APIRouter()
-PUBLIC_DETAIL = {"loading": "the model is loading", "unavailable": "the model server is unavailable"}
 
 
 @router.get("/healthz", summary="200 while the process serves")
@@ -18,18 +17,17 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="200 when vLLM answers /health and lists the model; 503 loading|unavailable otherwise",
-    responses={503: {"description": "vLLM loading or unavailable"}},
+    summary="200 when vLLM answers /health and lists the model; 503 otherwise, with what it is doing",
+    responses={503: {"description": "starting (with the pod stage), loading, wrong model or down"}},
 )
 async def readyz(request: Request) -> JSONResponse:
     services = services_of(request)
     if services.draining:
         return JSONResponse({"status": "unavailable", "detail": "chat-api is shutting down"}, status_code=503)
     state = await services.upstream.readiness()
-    if state.ready:
-        return JSONResponse({"status": "ready", "models": state.models})
-    # The detail (it names vLLM's address) is in the log; /readyz is proxied to the internet.
-    return JSONResponse({"status": state.status, "detail": PUBLIC_DETAIL[state.status]}, status_code=503)
+    # Readiness.detail (it names vLLM's address) is in the log; /readyz is proxied to the internet, so
+    # it shows only fixed sentences, the pod's stage and Kubernetes' reason words (chat_api.readiness).
+    return JSONResponse(state.public(), status_code=200 if state.ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -92,3 +92,28 @@ true
 {{- define "chat-api.minPods" -}}
 {{- if include "chat-api.hpa" . -}}{{ .Values.autoscaling.minReplicas }}{{- else -}}{{ .Values.replicaCount }}{{- end -}}
 {{- end }}
+
+{{/* The vLLM pods of this release (the vllm-llama chart's selector labels). */}}
+{{- define "chat-api.vllmPodSelector" -}}
+app.kubernetes.io/name=vllm-llama,app.kubernetes.io/instance={{ .Release.Name }}
+{{- end }}
+
+{{/*
+Addresses of the Kubernetes API server for the egress rule: podStatus.apiServerCIDRs, else what the
+cluster says at install (the `kubernetes` Service's ClusterIP and its endpoints), else empty (no `to`:
+any address, on the API server ports only). `helm template` has no cluster, so it renders the last.
+*/}}
+{{- define "chat-api.apiServerCIDRs" -}}
+{{- $cidrs := .Values.podStatus.apiServerCIDRs | default list -}}
+{{- if not $cidrs -}}
+{{- $svc := lookup "v1" "Service" "default" "kubernetes" -}}
+{{- if $svc -}}
+{{- range $svc.spec.clusterIPs | default (list $svc.spec.clusterIP) }}{{ $cidrs = append $cidrs (printf "%s/%s" . (ternary "128" "32" (contains ":" .))) }}{{ end -}}
+{{- end -}}
+{{- $eps := lookup "v1" "Endpoints" "default" "kubernetes" -}}
+{{- if $eps -}}
+{{- range $eps.subsets | default list }}{{ range .addresses | default list }}{{ $cidrs = append $cidrs (printf "%s/%s" .ip (ternary "128" "32" (contains ":" .ip))) }}{{ end }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{ toJson (uniq $cidrs) }}
+{{- end }}
