@@ -22,9 +22,11 @@ from chat_api.config import Settings
 from chat_api.context import RequestInfo, Services, client_request_id, new_request_id
 from chat_api.contract import build_contract
 from chat_api.errors import ApiError, InvalidRequest
-from chat_api.limits import ConcurrencyLimiter, RateLimiter
+from chat_api.limits import ConcurrencyLimiter
 from chat_api.metrics import UNMATCHED_ROUTE, Metrics
-from chat_api.routes import chat, health, openai
+from chat_api.quotas import Quotas
+from chat_api.routes import chat, health, keys, openai
+from chat_api.store import PersonKeys, connect
 from chat_api.upstream import Upstream, make_client
 
 access_log = logging.getLogger("chat_api.access")
@@ -102,6 +104,7 @@ def secret_in_query(query: bytes) -> bool:
 
 
 def build_services(settings: Settings, metrics: Metrics) -> Services:
+    store = connect(settings) if settings.store_enabled else None
     return Services(
         settings=settings,
         metrics=metrics,
@@ -109,8 +112,10 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         limiter=ConcurrencyLimiter(
             settings.max_concurrent_streams, settings.queue_size, settings.queue_timeout_s
         ),
-        rate=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        quotas=Quotas(settings),
         keys=ApiKeys(settings.api_keys_dir),
+        person_keys=PersonKeys(store) if store is not None else None,
+        store=store,
         contract=build_contract(settings),
     )
 
@@ -129,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             extra={
                 "upstream": settings.upstream_url,
                 "auth": services.keys.enabled,
+                # Never the URL: it may hold the store's password.
+                "store": "redis" if settings.store_enabled else "none (limits per process)",
                 "max_concurrent_streams": settings.max_concurrent_streams,
             },
         )
@@ -136,6 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await client.aclose()
+            if services.store is not None:
+                await services.store.aclose()
 
     app = FastAPI(
         title="chat-api",
@@ -151,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.include_router(openai.router)
     app.include_router(chat.router)
+    app.include_router(keys.router)
     app.include_router(health.router)
     install_error_handlers(app, metrics)
     if settings.cors_origins:

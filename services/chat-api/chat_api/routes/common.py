@@ -1,13 +1,17 @@
-"""What every chat route does before it talks to vLLM, in this order: who is it (API key), may
-it (rate), then read the body within the limits (content type, size, time). One place for all
-three, before any byte of the body is parsed."""
+"""What every chat route does before it talks to vLLM, in this order: who is it (a person's key,
+an operator key or the client address), may it (request rate), then read the body within the
+limits (content type, size, time), then the token budget. One place for all of them; identity
+and rate come before any byte of the body is parsed."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 
 from fastapi import Request
+from redis.exceptions import RedisError
 from starlette.requests import ClientDisconnect
 
 from chat_api.auth import presented_key
@@ -22,6 +26,10 @@ from chat_api.errors import (
     UnsupportedMediaType,
 )
 from chat_api.identity import Principal
+from chat_api.quotas import estimate_prompt_tokens
+from chat_api.store import StoreUnavailable, is_person_key, record_usage
+
+log = logging.getLogger("chat_api.routes")
 
 
 def services_of(request: Any) -> Services:
@@ -32,27 +40,82 @@ def info_of(request: Request) -> RequestInfo:
     return request.scope["chat_api"]
 
 
-def identify(services: Services, request: Request, rate: bool = True) -> Principal:
-    """Authenticate and apply the per-principal rate limit; returns who the request is for."""
+async def identify(services: Services, request: Request, rate: bool = True) -> Principal:
+    """Authenticate and count the request against the principal's rate limits; returns who it is for.
+
+    A key that looks like a person's key (`llp_...`) is looked up in the shared store when there
+    is one; any other key is an operator key from the mounted Secret directory."""
+    presented = presented_key(request.headers)
     try:
-        name = services.keys.identify(presented_key(request.headers))
+        if presented and services.person_keys is not None and is_person_key(presented):
+            principal = await services.person_keys.resolve(presented, time.time())
+        else:
+            name = services.keys.identify(presented)
+            client = request.client
+            principal = (
+                Principal.operator_key(name)
+                if name
+                else Principal.anonymous(client.host if client else "unknown")
+            )
     except Unauthorized:
         services.metrics.rejections.labels("auth").inc()
         raise
-    client = request.client
-    principal = (
-        Principal.operator_key(name) if name else Principal.anonymous(client.host if client else "unknown")
-    )
+    except StoreUnavailable:
+        services.metrics.rejections.labels("store_unavailable").inc()
+        raise
     info = info_of(request)
     info.identity = principal.id
     info.principal = principal
+    if principal.key_name and principal.kind == "person":
+        info.log["key_name"] = principal.key_name
+    services.metrics.principals.labels(principal.kind, principal.via).inc()
     if rate:
         try:
-            services.rate.check(principal.id)
-        except Rejected:
-            services.metrics.rejections.labels("rate_limit").inc()
+            await services.quotas.check_request(principal.id)
+        except Rejected as exc:
+            services.metrics.rejections.labels(exc.reason).inc()
+            await count_usage(services, principal, refused=1)
+            raise
+        except StoreUnavailable:
+            services.metrics.rejections.labels("store_unavailable").inc()
             raise
     return principal
+
+
+async def admit_tokens(services: Services, request: Request, messages: list[dict[str, Any]]) -> None:
+    """Charge the prompt estimate to the principal's token budgets (chat_api.quotas)."""
+    info = info_of(request)
+    principal = info.principal
+    if principal is None or not services.quotas.budgets_enabled:
+        return
+    try:
+        info.charged_tokens = await services.quotas.admit_tokens(
+            principal.id, estimate_prompt_tokens(messages)
+        )
+    except Rejected as exc:
+        services.metrics.rejections.labels(exc.reason).inc()
+        await count_usage(services, principal, refused=1)
+        raise
+    except StoreUnavailable:
+        services.metrics.rejections.labels("store_unavailable").inc()
+        raise
+
+
+async def count_usage(services: Services, principal: Principal, **counts: int) -> None:
+    """Per-person usage for the operator (`python -m chat_api usage`); best effort: a store
+    hiccup here must not fail an answer that was already given."""
+    if services.store is None:
+        return
+    try:
+        await record_usage(
+            services.store,
+            principal.id,
+            time.time(),
+            services.settings.usage_retention_days * 86400,
+            **counts,
+        )
+    except RedisError:
+        log.warning("could not record usage: the store does not answer")
 
 
 async def read_json_body(request: Request, settings: Settings) -> bytes:
