@@ -352,4 +352,4 @@ def test_a_signed_in_person_creates_lists_and_revokes_their_own_keys(stack_with_
 def test_keys_routes_say_they_need_the_store_when_there_is_none():
     with Stack() as stack:
         answer = httpx.get(stack.url + "/api/keys")
-    assert answer.status_code == 501 and "CHAT_API_REDIS_URL" in answer.json()["error"]["message"]
+    assert answer.status_code == 404 and "CHAT_API_REDIS_URL" in answer.json()["error"]["message"]

@@ -14,17 +14,46 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from chat_api.context import Services
 from chat_api.errors import ApiError, InvalidRequest
 from chat_api.identity import Principal
 from chat_api.routes.common import identify, read_json_body, services_of
-from chat_api.store import PersonKeys, check_key_name
+from chat_api.routes.openai import ERROR_RESPONSES
+from chat_api.store import KEY_NAME_PATTERN, PersonKeys, check_key_name
 
 router = APIRouter()
 KEYS_ROUTE = "/api/keys"
 MAX_EXPIRY_DAYS = 366
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+class KeyCreate(BaseModel):
+    """The body of POST /api/keys (documentation; the route parses it itself, after sign-in)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=f"^{KEY_NAME_PATTERN.pattern}$", examples=["laptop"])
+    expires_in_days: float | None = Field(
+        None, gt=0, le=MAX_EXPIRY_DAYS, description="left out: the key does not expire"
+    )
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    texts = {
+        400: "invalid name or expiry (the message names the field)",
+        401: "missing or invalid credentials",
+        403: "not a sign-in session (a key cannot manage keys)",
+        404: "no such key, or no shared store configured (CHAT_API_REDIS_URL)",
+        408: "the body did not arrive in time",
+        409: "the person already has a key with that name",
+        413: "request body too large",
+        415: "the body is not application/json",
+        429: "over the person's request limit; see Retry-After",
+        503: "the shared store does not answer",
+    }
+    content = ERROR_RESPONSES[400]["content"]  # the OpenAI error shape
+    return {status: {"description": texts[status], "content": content} for status in statuses}
 
 
 class SignInRequired(ApiError):
@@ -34,7 +63,9 @@ class SignInRequired(ApiError):
 
 
 class KeysNeedStore(ApiError):
-    status = 501
+    # 404, not 501: the routes are there, the feature is not configured (and not a server fault).
+    status = 404
+    type = "invalid_request_error"
     code = "keys_need_store"
 
     def __init__(self) -> None:
@@ -79,7 +110,18 @@ def parse_create(raw: bytes, now: float) -> tuple[str, float | None]:
     return name, now + float(days) * 86400
 
 
-@router.post(KEYS_ROUTE, summary="Create an API key for the signed-in person (the key is answered once)")
+@router.post(
+    KEYS_ROUTE,
+    status_code=201,
+    summary="Create an API key for the signed-in person (the key is answered once)",
+    responses=responses(400, 401, 403, 404, 408, 409, 413, 415, 429, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": KeyCreate.model_json_schema()}},
+        }
+    },
+)
 async def create_key(request: Request) -> JSONResponse:
     services = services_of(request)
     person, keys = await signed_in_person(services, request)
@@ -90,7 +132,11 @@ async def create_key(request: Request) -> JSONResponse:
     return JSONResponse({"key": key, **info.public(now)}, status_code=201, headers=NO_STORE)
 
 
-@router.get(KEYS_ROUTE, summary="The signed-in person's API keys (names, hints and expiry; never the keys)")
+@router.get(
+    KEYS_ROUTE,
+    summary="The signed-in person's API keys (names, hints and expiry; never the keys)",
+    responses=responses(401, 403, 404, 429, 503),
+)
 async def list_keys(request: Request) -> JSONResponse:
     services = services_of(request)
     person, keys = await signed_in_person(services, request)
@@ -99,7 +145,12 @@ async def list_keys(request: Request) -> JSONResponse:
     return JSONResponse({"data": data}, headers=NO_STORE)
 
 
-@router.delete(KEYS_ROUTE + "/{name}", status_code=204, summary="Revoke one of the signed-in person's keys")
+@router.delete(
+    KEYS_ROUTE + "/{name}",
+    status_code=204,
+    summary="Revoke one of the signed-in person's keys",
+    responses=responses(400, 401, 403, 404, 429, 503),
+)
 async def revoke_key(request: Request, name: str) -> Response:
     services = services_of(request)
     person, keys = await signed_in_person(services, request)
