@@ -436,8 +436,8 @@ class StreamSession:
         """Charge the answer's tokens beyond the admission estimate, and count the person's usage
         (chat_api.quotas). Never raises: the answer is already given."""
         principal = self.info.principal
-        if principal is None:
-            return
+        if principal is None or self.response is None:
+            return  # vLLM was never asked (refused or unreachable): only the admission estimate counts
         if usage:
             prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
         else:  # cut short: the estimate, plus one token per content chunk seen
