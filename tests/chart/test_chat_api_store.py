@@ -27,8 +27,15 @@ def test_the_store_url_comes_from_a_secret_and_the_budgets_from_values() -> None
         T4, {"chat-api": {"store": STORE, "limits": {"tokenBudgetPerDay": 200000, "rateLimitPerDay": 2000}}}
     )
     env = chat_api_env(manifests)
-    assert "value" not in env["CHAT_API_REDIS_URL"]  # never a plain value in the manifest
-    assert env["CHAT_API_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "llama-redis-url", "key": "url"}
+    # A file from the Secret: neither the URL nor the password is in the manifest or the environment.
+    assert "CHAT_API_REDIS_URL" not in env
+    assert env["CHAT_API_REDIS_URL_FILE"]["value"] == "/etc/chat-api/store/url"
+    pod = cases.find(manifests, "Deployment", f"{cases.RELEASE}-chat-api")["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "store"]
+    assert volume["secret"]["secretName"] == "llama-redis-url"
+    assert volume["secret"]["items"] == [{"key": "url", "path": "url"}]
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "store"]
+    assert mount == {"name": "store", "mountPath": "/etc/chat-api/store", "readOnly": True}
     assert env["CHAT_API_TOKEN_BUDGET_PER_DAY"]["value"] == "200000"
     assert env["CHAT_API_RATE_LIMIT_PER_DAY"]["value"] == "2000"
     assert env["CHAT_API_TOKEN_BUDGET_PER_MINUTE"]["value"] == "0"
@@ -43,7 +50,7 @@ def test_the_store_url_comes_from_a_secret_and_the_budgets_from_values() -> None
 
 def test_without_a_store_there_is_no_url_and_no_egress_to_it() -> None:
     manifests = cases.render_with(T4, {})
-    assert "CHAT_API_REDIS_URL" not in chat_api_env(manifests)
+    assert "CHAT_API_REDIS_URL_FILE" not in chat_api_env(manifests)
     policy = cases.find(manifests, "NetworkPolicy", f"{cases.RELEASE}-chat-api")
     assert all(p["port"] != 6379 for rule in policy["spec"]["egress"] for p in rule["ports"])
 

@@ -81,6 +81,8 @@ def settings_errors(exc: ValidationError) -> str:
     """Each bad setting and why, without its value (CHAT_API_REDIS_URL may hold a password)."""
     lines = [
         f"  CHAT_API_{'_'.join(str(x) for x in e['loc']).upper()}: {e['msg']}"
+        if e["loc"]
+        else f"  {e['msg']}"
         for e in exc.errors(include_input=False, include_url=False)
     ]
     return "invalid settings:\n" + "\n".join(lines)

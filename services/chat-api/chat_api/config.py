@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(
         None, description="redis://[:password@]host:port/db or rediss://..., from a Secret (a password)"
     )
+    redis_url_file: Path | None = Field(
+        None, description="a file holding the URL (a mounted Secret); used when CHAT_API_REDIS_URL is unset"
+    )
     redis_timeout_s: float = Field(2.0, gt=0, description="per Redis command; past it the request gets 503")
     usage_retention_days: int = Field(35, ge=1, le=400, description="how long per-person daily usage is kept")
 
@@ -108,7 +111,23 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
-    @field_validator("api_keys_dir", "redis_url", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _read_redis_url_file(cls, data: object) -> object:
+        """The chart mounts the URL from a Secret as a file (a password in it stays out of the
+        environment, which `kubectl describe` and crash dumps show)."""
+        if isinstance(data, dict) and data.get("redis_url_file") and not data.get("redis_url"):
+            path = Path(str(data["redis_url_file"]))
+            try:
+                data = {**data, "redis_url": path.read_text().strip()}
+            except OSError as exc:
+                raise ValueError(
+                    f"CHAT_API_REDIS_URL_FILE={path} cannot be read ({exc.strerror}); mount the store's "
+                    "Secret there or unset it"
+                ) from None
+        return data
+
+    @field_validator("api_keys_dir", "redis_url", "redis_url_file", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
