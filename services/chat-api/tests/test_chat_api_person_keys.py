@@ -346,6 +346,8 @@ def test_a_signed_in_person_creates_lists_and_revokes_their_own_keys(stack_with_
 
     assert httpx.delete(stack.url + "/api/keys/laptop", headers=cookie).status_code == 204
     assert httpx.get(stack.url + "/v1/models", headers=bearer).status_code == 401
+    malformed = httpx.get(stack.url + "/v1/models", headers={"authorization": "Bearer llp_short"})
+    assert malformed.status_code == 401 and "malformed" in malformed.json()["error"]["message"]
     assert httpx.delete(stack.url + "/api/keys/laptop", headers=cookie).status_code == 404
 
 
