@@ -43,7 +43,7 @@ from chat_api.errors import (
     UpstreamUnavailable,
 )
 from chat_api.guard import StreamGuard, http_disconnect
-from chat_api.routes.common import count_usage
+from chat_api.store import count_usage
 from chat_api.upstream import dumps
 
 log = logging.getLogger("chat_api.session")
@@ -447,7 +447,12 @@ class StreamSession:
             used = prompt + completion
             await self.services.quotas.settle_tokens(principal.id, self.info.charged_tokens, used)
             await count_usage(
-                self.services, principal, requests=1, prompt_tokens=prompt, completion_tokens=completion
+                self.services.store,
+                principal.id,
+                self.services.settings.usage_retention_days,
+                requests=1,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
             )
         except Exception:  # a store failure must not turn a finished answer into an error
             log.warning("could not settle usage", exc_info=True, extra={"request_id": self.info.request_id})

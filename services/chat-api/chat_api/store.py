@@ -21,8 +21,10 @@ Creating and revoking are Lua scripts, so a key record and its owner's index cha
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +40,7 @@ from chat_api.config import Settings
 from chat_api.errors import ApiError, InvalidRequest, Unauthorized
 from chat_api.identity import Principal
 
+log = logging.getLogger("chat_api.store")
 KEY_PREFIX = "llp_"
 # 32 random bytes, URL-safe base64 without padding: 43 characters.
 KEY_PATTERN = re.compile(r"llp_[A-Za-z0-9_-]{43}")
@@ -290,6 +293,19 @@ async def record_usage(
                 pipe.hincrby(key, f"{principal_id}|{field}", value)
         pipe.expire(key, retention_s)
         await pipe.execute()
+
+
+async def count_usage(
+    client: aioredis.Redis | None, principal_id: str, retention_days: int, **counts: int
+) -> None:
+    """Per-person usage for the operator (`python -m chat_api usage`); best effort: a store
+    hiccup here must not fail an answer that was already given. No store: nothing to do."""
+    if client is None:
+        return
+    try:
+        await record_usage(client, principal_id, time.time(), retention_days * 86400, **counts)
+    except RedisError:
+        log.warning("could not record usage: the store does not answer")
 
 
 async def read_usage(client: aioredis.Redis, day: str) -> dict[str, dict[str, int]]:

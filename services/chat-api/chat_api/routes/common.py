@@ -6,12 +6,10 @@ and rate come before any byte of the body is parsed."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any
 
 from fastapi import Request
-from redis.exceptions import RedisError
 from starlette.requests import ClientDisconnect
 
 from chat_api.auth import presented_key
@@ -27,9 +25,7 @@ from chat_api.errors import (
 )
 from chat_api.identity import Principal
 from chat_api.quotas import estimate_prompt_tokens
-from chat_api.store import StoreUnavailable, is_person_key, record_usage
-
-log = logging.getLogger("chat_api.routes")
+from chat_api.store import StoreUnavailable, count_usage, is_person_key
 
 
 def services_of(request: Any) -> Services:
@@ -74,7 +70,7 @@ async def identify(services: Services, request: Request, rate: bool = True) -> P
             await services.quotas.check_request(principal.id)
         except Rejected as exc:
             services.metrics.rejections.labels(exc.reason).inc()
-            await count_usage(services, principal, refused=1)
+            await count_usage(services.store, principal.id, services.settings.usage_retention_days, refused=1)
             raise
         except StoreUnavailable:
             services.metrics.rejections.labels("store_unavailable").inc()
@@ -94,28 +90,11 @@ async def admit_tokens(services: Services, request: Request, messages: list[dict
         )
     except Rejected as exc:
         services.metrics.rejections.labels(exc.reason).inc()
-        await count_usage(services, principal, refused=1)
+        await count_usage(services.store, principal.id, services.settings.usage_retention_days, refused=1)
         raise
     except StoreUnavailable:
         services.metrics.rejections.labels("store_unavailable").inc()
         raise
-
-
-async def count_usage(services: Services, principal: Principal, **counts: int) -> None:
-    """Per-person usage for the operator (`python -m chat_api usage`); best effort: a store
-    hiccup here must not fail an answer that was already given."""
-    if services.store is None:
-        return
-    try:
-        await record_usage(
-            services.store,
-            principal.id,
-            time.time(),
-            services.settings.usage_retention_days * 86400,
-            **counts,
-        )
-    except RedisError:
-        log.warning("could not record usage: the store does not answer")
 
 
 async def read_json_body(request: Request, settings: Settings) -> bytes:
