@@ -1,69 +1,15 @@
-"""`python -m chat_api`: serve with uvicorn (uvloop + httptools), settings from CHAT_API_* variables.
-
-SIGTERM starts a drain: /readyz turns 503 at once (the Service stops sending new requests),
-open streams get up to CHAT_API_DRAIN_TIMEOUT_S to finish, then the process exits.
-"""
+"""`python -m chat_api` serves (chat_api.server); `python -m chat_api keys|usage ...` are the
+operator's commands (chat_api.cli), which do not load the web stack: they start in a second."""
 
 from __future__ import annotations
 
 import sys
 
-import uvicorn
-from pydantic import ValidationError
-
-from chat_api.app import create_app
-from chat_api.auth import KeyStoreError
-from chat_api.config import Settings
-from chat_api.logs import configure_logging
-
-
-class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, app: object) -> None:
-        super().__init__(config)
-        self._app = app
-
-    def handle_exit(self, sig: int, frame: object) -> None:
-        self._app.state.services.draining = True  # type: ignore[attr-defined]
-        super().handle_exit(sig, frame)  # type: ignore[arg-type]
-
-
-def main() -> int:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"chat-api: invalid settings:\n{exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level)
-    try:
-        app = create_app(settings)
-    except KeyStoreError as exc:
-        print(f"chat-api: {exc}", file=sys.stderr)
-        return 2
-    DrainingServer(server_config(app, settings), app).run()
-    return 0
-
-
-def server_config(app: object, settings: Settings, **overrides: object) -> uvicorn.Config:
-    """uvicorn's settings for chat-api (tests run the same ones in-process)."""
-    options: dict[str, object] = {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "ws": "none",
-        "lifespan": "on",
-        "access_log": False,
-        "log_config": None,
-        "server_header": False,
-        "proxy_headers": False,
-        "timeout_graceful_shutdown": settings.drain_timeout_s,
-        "timeout_keep_alive": settings.keep_alive_s,
-        # Above this many open connections and tasks uvicorn answers 503 at once.
-        "limit_concurrency": settings.max_connections,
-        **overrides,
-    }
-    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
-
-
 if __name__ == "__main__":
+    if sys.argv[1:]:
+        from chat_api.cli import main as cli_main
+
+        sys.exit(cli_main(sys.argv[1:]))
+    from chat_api.server import main
+
     sys.exit(main())

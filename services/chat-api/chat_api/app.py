@@ -22,11 +22,13 @@ from chat_api.config import Settings
 from chat_api.context import RequestInfo, Services, client_request_id, new_request_id
 from chat_api.contract import build_contract
 from chat_api.errors import ApiError, InvalidRequest
-from chat_api.limits import ConcurrencyLimiter, RateLimiter
+from chat_api.limits import ConcurrencyLimiter
 from chat_api.metrics import UNMATCHED_ROUTE, Metrics
-from chat_api.routes import chat, health, openai
+from chat_api.quotas import Quotas
+from chat_api.routes import chat, health, keys, openai
 from chat_api.signin import SignIn
 from chat_api.signin import install as install_signin
+from chat_api.store import PersonKeys, connect
 from chat_api.upstream import Upstream, make_client
 from chat_api.vllm_pods import from_settings as vllm_pods_from_settings
 
@@ -105,6 +107,7 @@ def secret_in_query(query: bytes) -> bool:
 
 
 def build_services(settings: Settings, metrics: Metrics) -> Services:
+    store = connect(settings) if settings.store_enabled else None
     return Services(
         settings=settings,
         metrics=metrics,
@@ -112,8 +115,10 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
         limiter=ConcurrencyLimiter(
             settings.max_concurrent_streams, settings.queue_size, settings.queue_timeout_s
         ),
-        rate=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        quotas=Quotas(settings),
         keys=ApiKeys(settings.api_keys_dir),
+        person_keys=PersonKeys(store) if store is not None else None,
+        store=store,
         contract=build_contract(settings),
         signin=SignIn(settings) if settings.signin_enabled else None,
     )
@@ -140,6 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "upstream": settings.upstream_url,
                 "auth": services.keys.enabled,
                 "signin": settings.oidc_issuer_url or "off",
+                # Never the URL: it may hold the store's password.
+                "store": "redis" if settings.store_enabled else "none (limits per process)",
                 "max_concurrent_streams": settings.max_concurrent_streams,
                 "vllm_pod_status": pods is not None,
             },
@@ -150,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await client.aclose()
             if pods is not None:
                 await pods.aclose()
+            if services.store is not None:
+                await services.store.aclose()
 
     app = FastAPI(
         title="chat-api",
@@ -165,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     app.include_router(openai.router)
     app.include_router(chat.router)
+    app.include_router(keys.router)
     app.include_router(health.router)
     install_error_handlers(app, metrics)
     install_signin(app, services.signin)

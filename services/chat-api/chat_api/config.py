@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
@@ -73,8 +73,25 @@ class Settings(BaseSettings):
     max_concurrent_streams: int = Field(64, ge=1)
     queue_size: int = Field(64, ge=0)
     queue_timeout_s: float = Field(5.0, ge=0)
-    rate_limit_per_minute: float = Field(600.0, ge=0, description="per API key (or client address); 0 = off")
-    rate_limit_burst: int = Field(60, ge=1)
+    rate_limit_per_minute: float = Field(
+        600.0, ge=0, description="requests per minute per principal (person, key or address); 0 = off"
+    )
+    rate_limit_burst: int = Field(60, ge=1, description="only without a store (the in-process limiter)")
+    rate_limit_per_day: int = Field(0, ge=0, description="requests per day per principal; 0 = off")
+    token_budget_per_minute: int = Field(
+        0, ge=0, description="prompt + completion tokens per minute per principal; 0 = off"
+    )
+    token_budget_per_day: int = Field(0, ge=0, description="prompt + completion tokens per day; 0 = off")
+
+    # The shared store (Redis): per-person API keys, limits and usage across replicas
+    redis_url: SecretStr | None = Field(
+        None, description="redis://[:password@]host:port/db or rediss://..., from a Secret (a password)"
+    )
+    redis_url_file: Path | None = Field(
+        None, description="a file holding the URL (a mounted Secret); used when CHAT_API_REDIS_URL is unset"
+    )
+    redis_timeout_s: float = Field(2.0, gt=0, description="per Redis command; past it the request gets 503")
+    usage_retention_days: int = Field(35, ge=1, le=400, description="how long per-person daily usage is kept")
 
     # Request validation
     max_body_bytes: int = Field(1_048_576, ge=1024)
@@ -159,10 +176,46 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("api_keys_dir", "oidc_client_secret_file", "session_secret_file", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _read_redis_url_file(cls, data: object) -> object:
+        """The chart mounts the URL from a Secret as a file (a password in it stays out of the
+        environment, which `kubectl describe` and crash dumps show)."""
+        if isinstance(data, dict) and data.get("redis_url_file") and not data.get("redis_url"):
+            path = Path(str(data["redis_url_file"]))
+            try:
+                data = {**data, "redis_url": path.read_text().strip()}
+            except OSError as exc:
+                raise ValueError(
+                    f"CHAT_API_REDIS_URL_FILE={path} cannot be read ({exc.strerror}); mount the store's "
+                    "Secret there or unset it"
+                ) from None
+        return data
+
+    @field_validator(
+        "api_keys_dir",
+        "oidc_client_secret_file",
+        "session_secret_file",
+        "redis_url",
+        "redis_url_file",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The URL may hold a password: the message names the scheme only, never the value.
+        if value is not None and not value.get_secret_value().startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ValueError(
+                "CHAT_API_REDIS_URL must start with redis://, rediss:// or unix:// "
+                "(for example redis://llama-redis:6379/0); unset it to run without a shared store"
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
@@ -242,3 +295,7 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.api_keys_dir is not None
+
+    @property
+    def store_enabled(self) -> bool:
+        return self.redis_url is not None

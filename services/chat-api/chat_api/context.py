@@ -8,13 +8,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio import Redis
+
 from chat_api.auth import ApiKeys
 from chat_api.config import Settings
 from chat_api.contract import Contract
 from chat_api.identity import Principal
-from chat_api.limits import ConcurrencyLimiter, RateLimiter
+from chat_api.limits import ConcurrencyLimiter
 from chat_api.metrics import Metrics
+from chat_api.quotas import Quotas
 from chat_api.signin import SignIn
+from chat_api.store import PersonKeys
 from chat_api.upstream import Upstream
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -38,6 +42,8 @@ class RequestInfo:
     started: float = field(default_factory=time.perf_counter)
     identity: str = ""
     principal: Principal | None = None
+    # Tokens charged to the principal's budgets at admission (settled when the answer ends).
+    charged_tokens: int = 0
     # Set by handlers; the access log prints what is set.
     log: dict[str, Any] = field(default_factory=dict)
 
@@ -48,8 +54,11 @@ class Services:
     metrics: Metrics
     upstream: Upstream
     limiter: ConcurrencyLimiter
-    rate: RateLimiter
+    quotas: Quotas
     keys: ApiKeys
+    # Per-person API keys in the shared store; None without CHAT_API_REDIS_URL.
+    person_keys: PersonKeys | None
+    store: Redis | None  # the shared store's client (keys, usage); None without one
     contract: Contract
     signin: SignIn | None = None  # OpenID Connect sign-in; None: off
     draining: bool = False

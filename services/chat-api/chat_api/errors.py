@@ -86,6 +86,13 @@ class Unauthorized(ApiError):
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
+REJECTION_CODES = {
+    "concurrency": "concurrency_limit",
+    "rate_limit": "rate_limit_exceeded",
+    "token_budget": "token_budget_exceeded",
+}
+
+
 class Rejected(ApiError):
     """Over a limit: 429 with Retry-After."""
 
@@ -94,11 +101,11 @@ class Rejected(ApiError):
     event_code = "rate_limited"
 
     def __init__(self, message: str, *, reason: str, retry_after_s: float) -> None:
-        self.reason = reason  # metrics label: concurrency | rate_limit
+        self.reason = reason  # metrics label: concurrency | rate_limit | token_budget
         self.retry_after_s = max(1, int(retry_after_s + 0.999))
         super().__init__(
             message,
-            code="concurrency_limit" if reason == "concurrency" else "rate_limit_exceeded",
+            code=REJECTION_CODES[reason],
             headers={"Retry-After": str(self.retry_after_s)},
         )
 

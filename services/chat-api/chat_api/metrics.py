@@ -13,7 +13,7 @@ DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 UPSTREAM_ERROR_KINDS = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
-REJECTION_REASONS = ("concurrency", "rate_limit", "validation", "auth")
+REJECTION_REASONS = ("concurrency", "rate_limit", "token_budget", "validation", "auth", "store_unavailable")
 # Anything routing did not match is reported under one label, so scanners cannot explode the series.
 UNMATCHED_ROUTE = "unmatched"
 
@@ -55,6 +55,14 @@ class Metrics:
             "chat_api_upstream_errors", "Upstream failures by kind", ["kind"], registry=r
         )
         self.rejections = Counter("chat_api_rejections", "Requests refused by reason", ["reason"], registry=r)
+        # Who asks, by kind and how they proved it: bounded (3 x 3), never per person. Per-person
+        # usage is `python -m chat_api usage` (chat_api.store), not a label.
+        self.principals = Counter(
+            "chat_api_authenticated_requests",
+            "Requests by principal kind (person, service, anonymous) and via (session, key, none)",
+            ["kind", "via"],
+            registry=r,
+        )
         self.cancellations = Counter(
             "chat_api_cancellations",
             "Requests the client stopped before the end (upstream closed)",

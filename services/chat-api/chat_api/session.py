@@ -43,6 +43,7 @@ from chat_api.errors import (
     UpstreamUnavailable,
 )
 from chat_api.guard import StreamGuard, http_disconnect
+from chat_api.store import count_usage
 from chat_api.upstream import dumps
 
 log = logging.getLogger("chat_api.session")
@@ -114,6 +115,8 @@ class Encoder:
     headers = SSE_HEADERS
     finished = False  # True: the answer is complete; stop reading upstream
     usage: dict[str, Any] | None = None
+    # Stream events with content seen: the token count of an answer cut short without usage.
+    chunks = 0
 
     def feed(self, chunk: bytes) -> bytes:
         raise NotImplementedError
@@ -133,6 +136,7 @@ class Passthrough(Encoder):
 
     def feed(self, chunk: bytes) -> bytes:
         events = self.splitter.feed(chunk)
+        self.chunks += events.count(b"data:")
         if USAGE_MARK in events:  # only the final chunk carries a usage object
             events = self._take_usage(events)
         if DONE_PAYLOAD in events[-16:]:
@@ -205,6 +209,7 @@ class UiEvents(Encoder):
                 if isinstance(content, str) and content:
                     text.append(content)
             if text:
+                self.chunks += 1
                 if self.first_at is None:
                     self.first_at = time.perf_counter()
                 out.append(sse_event("delta", {"content": "".join(text)}))
@@ -425,6 +430,32 @@ class StreamSession:
             if usage.get("completion_tokens"):
                 services.metrics.completion_tokens.inc(usage["completion_tokens"])
             self.info.log.update(usage)
+        await self._settle(usage)
+
+    async def _settle(self, usage: dict[str, Any] | None) -> None:
+        """Charge the answer's tokens beyond the admission estimate, and count the person's usage
+        (chat_api.quotas). Never raises: the answer is already given."""
+        principal = self.info.principal
+        if principal is None or self.response is None:
+            return  # vLLM was never asked (refused or unreachable): only the admission estimate counts
+        if usage:
+            prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+        else:  # cut short: the estimate, plus one token per content chunk seen
+            prompt = self.info.charged_tokens
+            completion = self.encoder.chunks if self.encoder is not None else 0
+        try:
+            used = prompt + completion
+            await self.services.quotas.settle_tokens(principal.id, self.info.charged_tokens, used)
+            await count_usage(
+                self.services.store,
+                principal.id,
+                self.services.settings.usage_retention_days,
+                requests=1,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+            )
+        except Exception:  # a store failure must not turn a finished answer into an error
+            log.warning("could not settle usage", exc_info=True, extra={"request_id": self.info.request_id})
 
 
 class SessionResponse(Response):

@@ -9,7 +9,7 @@ body), each connection, and whether chat-api closed the connection (that is what
 vLLM abort).
 
 `Stack` runs both in one background event loop: chat-api under real uvicorn with the same
-server options as `python -m chat_api` (chat_api.__main__.server_config), on a free port.
+server options as `python -m chat_api` (chat_api.server.server_config), on a free port.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from chat_api.__main__ import server_config
 from chat_api.app import create_app
 from chat_api.config import Settings
+from chat_api.server import server_config
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"

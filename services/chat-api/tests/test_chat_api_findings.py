@@ -261,13 +261,19 @@ def test_costly_or_internal_fields_never_reach_vllm(stack, extra):
 def test_the_clients_request_id_is_logged_but_vllm_gets_chat_apis_own(stack, caplog):
     with caplog.at_level(logging.INFO, logger="chat_api.access"):
         response = stack.post("/api/chat", chat_body(), headers={"x-request-id": "victim-id"})
-    assert response.status_code == 200
-    ours = response.headers["x-request-id"]
+        assert response.status_code == 200
+        ours = response.headers["x-request-id"]
+        # The access line is written after the last byte reached the client: wait for it (inside
+        # the at_level block, or a line that comes late is dropped).
+        deadline = time.monotonic() + 5
+        lines: list[logging.LogRecord] = []
+        while not lines and time.monotonic() < deadline:
+            lines = [r for r in caplog.records if getattr(r, "request_id", None) == ours]
+            time.sleep(0.02)
     assert ours != "victim-id"
     _, headers, body = stack.upstream.chat_requests[-1]
     assert headers["x-request-id"] == ours and b"victim-id" not in body
-    line = next(r for r in caplog.records if getattr(r, "request_id", None) == ours)
-    assert line.client_request_id == "victim-id"
+    assert lines and lines[0].client_request_id == "victim-id"
 
 
 # --- leaks and rough edges ----------------------------------------------------------------------

@@ -93,3 +93,26 @@ def test_rate_limiter_memory_is_bounded():
     for i in range(100):
         rate.check(f"k{i}", now=0.0)
     assert len(rate._buckets) == 10
+
+
+async def test_without_a_store_token_budgets_count_per_process_and_name_their_setting():
+    from chat_api.config import Settings
+    from chat_api.quotas import Quotas
+
+    quotas = Quotas(Settings(token_budget_per_day=100, rate_limit_per_minute=60, rate_limit_burst=5))
+    assert not quotas.shared and quotas.local_rate is not None  # the in-process bucket, with burst
+    charged = await quotas.admit_tokens("p", 10)
+    await quotas.settle_tokens("p", charged, 95)  # vLLM's usage: 95 tokens in all
+    with pytest.raises(Rejected) as err:
+        await quotas.admit_tokens("p", 10)
+    assert err.value.reason == "token_budget" and err.value.code == "token_budget_exceeded"
+    assert "100 tokens per day per person (CHAT_API_TOKEN_BUDGET_PER_DAY); 5 left" in err.value.message
+    assert int(err.value.headers["Retry-After"]) > 3600
+    await quotas.admit_tokens("q", 10)  # another principal has their own budget
+
+
+def test_the_prompt_estimate_counts_characters_and_messages():
+    from chat_api.quotas import estimate_prompt_tokens
+
+    assert estimate_prompt_tokens([{"role": "user", "content": "x" * 400}]) == 104
+    assert estimate_prompt_tokens([{"role": "user", "content": [{"type": "text", "text": "abcd"}]}]) == 5

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from chat_api.contract import upstream_body
-from chat_api.routes.common import identify, info_of, read_json_body, services_of
+from chat_api.routes.common import admit_tokens, identify, info_of, read_json_body, services_of
 from chat_api.routes.openai import BODY_FROM_CONTRACT, ERROR_RESPONSES
 from chat_api.session import SessionResponse, UiEvents
 from chat_api.upstream import dumps
@@ -29,12 +29,13 @@ SSE_ROUTE = "/api/chat"
 )
 async def chat_sse(request: Request) -> SessionResponse:
     services, info = services_of(request), info_of(request)
-    identify(services, request)
+    await identify(services, request)
     contract = services.contract
     req: Any = contract.parse(contract.ui_chat, await read_json_body(request, services.settings))
     model = contract.check_model_name(req.model) or await services.upstream.default_model()
     body = upstream_body(contract, req, model, stream=True)
     info.log["model"] = model
+    await admit_tokens(services, request, body["messages"])
     if services.settings.log_prompts:
         info.log["messages"] = body["messages"]
     encoder = UiEvents(info, services.settings.max_event_bytes)

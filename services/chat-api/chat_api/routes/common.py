@@ -1,10 +1,12 @@
-"""What every chat route does before it talks to vLLM, in this order: who is it (API key), may
-it (rate), then read the body within the limits (content type, size, time). One place for all
-three, before any byte of the body is parsed."""
+"""What every chat route does before it talks to vLLM, in this order: who is it (a person's key,
+an operator key or the client address), may it (request rate), then read the body within the
+limits (content type, size, time), then the token budget. One place for all of them; identity
+and rate come before any byte of the body is parsed."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from fastapi import Request
@@ -22,7 +24,9 @@ from chat_api.errors import (
     UnsupportedMediaType,
 )
 from chat_api.identity import Principal
+from chat_api.quotas import estimate_prompt_tokens
 from chat_api.signin import SignInRequired
+from chat_api.store import StoreUnavailable, count_usage, is_person_key
 
 
 def services_of(request: Any) -> Services:
@@ -33,29 +37,42 @@ def info_of(request: Request) -> RequestInfo:
     return request.scope["chat_api"]
 
 
-def identify(services: Services, request: Request, rate: bool = True) -> Principal:
-    """Authenticate and apply the per-principal rate limit; returns who the request is for.
+async def identify(services: Services, request: Request, rate: bool = True) -> Principal:
+    """Authenticate and count the request against the principal's rate limits; returns who it is for.
 
     A signed-in person's session first, then an API key; with sign-in on, one of the two is
     required (nobody is anonymous), with it off and no keys, the client address is who it is."""
     try:
-        principal = resolve_principal(services, request)
+        principal = await resolve_principal(services, request)
     except Unauthorized:
         services.metrics.rejections.labels("auth").inc()
+        raise
+    except StoreUnavailable:
+        services.metrics.rejections.labels("store_unavailable").inc()
         raise
     info = info_of(request)
     info.identity = principal.id
     info.principal = principal
+    if principal.key_name and principal.kind == "person":
+        info.log["key_name"] = principal.key_name
+    services.metrics.principals.labels(principal.kind, principal.via).inc()
     if rate:
         try:
-            services.rate.check(principal.id)
-        except Rejected:
-            services.metrics.rejections.labels("rate_limit").inc()
+            await services.quotas.check_request(principal.id)
+        except Rejected as exc:
+            services.metrics.rejections.labels(exc.reason).inc()
+            await count_usage(services.store, principal.id, services.settings.usage_retention_days, refused=1)
+            raise
+        except StoreUnavailable:
+            services.metrics.rejections.labels("store_unavailable").inc()
             raise
     return principal
 
 
-def resolve_principal(services: Services, request: Request) -> Principal:
+async def resolve_principal(services: Services, request: Request) -> Principal:
+    """Who the request is for. A key that looks like a person's key (`llp_...`) is looked up in
+    the shared store when there is one; any other key is an operator key from the mounted Secret
+    directory."""
     signin = services.signin
     if signin is not None:
         person = signin.principal(request)  # raises SessionExpired for a session past its time
@@ -64,6 +81,8 @@ def resolve_principal(services: Services, request: Request) -> Principal:
     presented = presented_key(request.headers)
     if signin is not None and not presented:
         raise SignInRequired()
+    if presented and services.person_keys is not None and is_person_key(presented):
+        return await services.person_keys.resolve(presented, time.time())
     name = services.keys.identify(presented)
     if name:
         return Principal.operator_key(name)
@@ -72,6 +91,25 @@ def resolve_principal(services: Services, request: Request) -> Principal:
         raise Unauthorized()
     client = request.client
     return Principal.anonymous(client.host if client else "unknown")
+
+
+async def admit_tokens(services: Services, request: Request, messages: list[dict[str, Any]]) -> None:
+    """Charge the prompt estimate to the principal's token budgets (chat_api.quotas)."""
+    info = info_of(request)
+    principal = info.principal
+    if principal is None or not services.quotas.budgets_enabled:
+        return
+    try:
+        info.charged_tokens = await services.quotas.admit_tokens(
+            principal.id, estimate_prompt_tokens(messages)
+        )
+    except Rejected as exc:
+        services.metrics.rejections.labels(exc.reason).inc()
+        await count_usage(services.store, principal.id, services.settings.usage_retention_days, refused=1)
+        raise
+    except StoreUnavailable:
+        services.metrics.rejections.labels("store_unavailable").inc()
+        raise
 
 
 async def read_json_body(request: Request, settings: Settings) -> bytes:

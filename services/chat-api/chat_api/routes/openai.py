@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from chat_api.contract import upstream_body
-from chat_api.routes.common import identify, info_of, read_json_body, services_of
+from chat_api.routes.common import admit_tokens, identify, info_of, read_json_body, services_of
 from chat_api.session import Buffered, Passthrough, SessionResponse
 from chat_api.upstream import dumps
 
@@ -59,12 +59,13 @@ BODY_FROM_CONTRACT = {"requestBody": {"required": True, "content": {"application
 )
 async def chat_completions(request: Request) -> SessionResponse:
     services, info = services_of(request), info_of(request)
-    identify(services, request)
+    await identify(services, request)
     contract = services.contract
     req: Any = contract.parse(contract.completion, await read_json_body(request, services.settings))
     model = contract.check_model_name(req.model)
     body = upstream_body(contract, req, model, req.stream)
     info.log["model"] = model
+    await admit_tokens(services, request, body["messages"])
     info.log["stream"] = req.stream
     if services.settings.log_prompts:
         info.log["messages"] = body["messages"]
@@ -83,5 +84,5 @@ async def chat_completions(request: Request) -> SessionResponse:
 )
 async def list_models(request: Request) -> JSONResponse:
     services = services_of(request)
-    identify(services, request)
+    await identify(services, request)
     return JSONResponse(await services.upstream.list_models(info_of(request).request_id))
