@@ -92,3 +92,34 @@ true
 {{- define "chat-api.minPods" -}}
 {{- if include "chat-api.hpa" . -}}{{ .Values.autoscaling.minReplicas }}{{- else -}}{{ .Values.replicaCount }}{{- end -}}
 {{- end }}
+
+{{/* The shared store (store.redis): names of its objects and its password's Secret. */}}
+{{- define "chat-api.redisName" -}}
+{{ printf "%s-redis" (include "chat-api.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "chat-api.redisSecretName" -}}
+{{ .Values.store.redis.existingSecret | default (include "chat-api.redisName" .) }}
+{{- end }}
+
+{{- define "chat-api.redisSelectorLabels" -}}
+app.kubernetes.io/name: chat-api-redis
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "chat-api.redisImage" -}}
+{{- $image := .Values.store.redis.image -}}
+{{- $repo := $image.repository -}}
+{{- with .Values.global.image.mirror -}}
+{{- $parts := splitList "/" $repo -}}
+{{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts))) -}}
+{{- $repo = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo -}}
+{{- end -}}
+{{- if $image.digest -}}
+{{ printf "%s@%s" $repo $image.digest }}
+{{- else -}}
+{{ printf "%s:%s" $repo $image.tag }}
+{{- end -}}
+{{- end }}
