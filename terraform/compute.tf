@@ -177,3 +177,22 @@ resource "aws_eip" "control_plane" {
 
   depends_on = [aws_internet_gateway.this]
 }
+
+# The edge: a fixed address for the first CPU worker, where chat-ui's nginx takes ports 80 and 443
+# (a kubeadm cluster has no cloud load balancer). Fixed, so the certificate's name
+# (<address>.sslip.io, or your DNS record) survives a stop/start. EC2 translates it to the worker's
+# private address, which is what the chart's edge Service lists (output edge_values).
+locals {
+  edge_node = var.worker_count > 0 ? "${var.cluster_name}-worker-1" : ""
+}
+
+resource "aws_eip" "edge" {
+  count = var.worker_count > 0 ? 1 : 0
+
+  domain   = "vpc"
+  instance = aws_instance.node[local.edge_node].id
+
+  tags = { Name = "${var.cluster_name}-edge" }
+
+  depends_on = [aws_internet_gateway.this]
+}
