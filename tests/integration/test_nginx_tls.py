@@ -5,8 +5,10 @@ plain HTTP only redirects; a renewed certificate is served without a restart."""
 
 from __future__ import annotations
 
+import http.server
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -120,3 +122,86 @@ def test_a_renewed_certificate_is_served_without_a_restart(edge: Edge) -> None:
     second = served_certificate(port, HOST, edge.ca.client_context())
     assert first["serialNumber"] != second["serialNumber"]
     assert int(second["serialNumber"], 16) == leaf.serial_number
+
+
+class AcmeSolverDouble:
+    """A double of cert-manager's HTTP-01 solver pod (cert-manager v1.19,
+    pkg/issuer/acme/http/solver/solver.go, HTTP01Solver.Listen): it answers GET
+    /.well-known/acme-challenge/<token> with the key authorization only when the Host (port cut off)
+    is its domain and the token is its own, 404 otherwise. A real solver needs a cert-manager
+    controller and an ACME server, which cannot run here."""
+
+    def __init__(self, domain: str, token: str, key: str) -> None:
+        double = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                host = self.headers.get("Host", "").split(":")[0]
+                base, _, token = self.path.rpartition("/")
+                double.seen.append((host, self.path))
+                if base == "/.well-known/acme-challenge" and host == domain and token == double.token:
+                    body = key.encode()
+                    self.send_response(200)
+                else:
+                    body = b"404 page not found\n"
+                    self.send_response(404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.token = token
+        self.seen: list[tuple[str, str]] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_cert_manager_http01_reaches_the_solver_through_port_80_before_any_certificate_exists(
+    chat_api_factory: Callable[..., ChatApiServer], tmp_path: Path
+) -> None:
+    """The ACME flow of values/aws-t4.yaml without an ingress controller: nginx starts with no
+    certificate yet (the Secret volume is optional), Let's Encrypt's GET on port 80 reaches
+    cert-manager's solver with the right Host, everything else still redirects, and once
+    cert-manager writes the Secret, HTTPS works without a restart."""
+    skip_without_nginx()
+    token = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
+    solver = AcmeSolverDouble(HOST, token, f"{token}.thumbprint")
+    ca = TestCa.create()
+    try:
+        with SlowUpstreamDouble("stall_before_first_token") as upstream:
+            api = chat_api_factory(upstream_url=upstream.url)
+            html = tmp_path / "html"
+            html.mkdir()
+            (html / "index.html").write_text("<html>chat</html>")
+            not_yet = TlsFiles(cert_pem=b"", key_pem=b"", host=HOST, acme_solver=solver.url)
+            with ui_nginx(tmp_path / "nginx", html, api.base_url, HOST, LOG_DIR, tls=not_yet) as nginx:
+                plain = f"http://127.0.0.1:{nginx.port}"
+                challenge = f"/.well-known/acme-challenge/{token}"
+                answer = httpx.get(f"{plain}{challenge}", headers={"Host": HOST}, timeout=10)
+                assert (answer.status_code, answer.text) == (200, f"{token}.thumbprint")
+                assert solver.seen == [(HOST, challenge)], "the solver sees the name being validated"
+                # Another token is the solver's 404, not a redirect and not the page.
+                other = httpx.get(f"{plain}/.well-known/acme-challenge/x", headers={"Host": HOST}, timeout=10)
+                assert other.status_code == 404
+                assert httpx.get(f"{plain}/", headers={"Host": HOST}, timeout=10).status_code == 308
+                # No certificate yet: HTTPS fails the handshake, nginx keeps running.
+                with pytest.raises(ssl.SSLError):
+                    served_certificate(nginx.https_port or 0, HOST, ca.client_context())
+                # cert-manager writes the Secret; the kubelet updates the optional volume.
+                cert, key, leaf = ca.issue(HOST)
+                tls_dir = tmp_path / "nginx" / "tls"
+                (tls_dir / ".tls.key").write_bytes(key)
+                (tls_dir / ".tls.key").replace(tls_dir / "tls.key")
+                (tls_dir / ".tls.crt").write_bytes(cert)
+                (tls_dir / ".tls.crt").replace(tls_dir / "tls.crt")
+                served = served_certificate(nginx.https_port or 0, HOST, ca.client_context())
+                assert int(served["serialNumber"], 16) == leaf.serial_number
+    finally:
+        solver.close()
