@@ -102,7 +102,7 @@ resource "aws_instance" "node" {
   ami                         = local.ami_id
   instance_type               = each.value.instance_type
   subnet_id                   = aws_subnet.public[each.value.subnet_index].id
-  vpc_security_group_ids      = [aws_security_group.cluster.id]
+  vpc_security_group_ids      = concat([aws_security_group.cluster.id], each.key == local.edge_node ? [aws_security_group.edge.id] : [])
   key_name                    = aws_key_pair.admin.key_name
   iam_instance_profile        = aws_iam_instance_profile.node[each.value.role].name
   associate_public_ip_address = true

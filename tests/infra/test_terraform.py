@@ -350,23 +350,36 @@ def test_apply_then_destroy_on_moto_feeds_the_bootstrap_inventory(
         )
         assert gpu_volume["Size"] >= 100
 
-        group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["llama-cluster"]}])
-        rules = group["SecurityGroups"][0]["IpPermissions"]
-        # Only the ports that are needed: from outside, SSH and the API server to the admins, HTTPS
-        # to the clients, port 80 (redirect and the ACME challenge) and ICMP 3/4 to anyone. No
-        # NodePort range (30000-32767) any more.
-        outside = sorted(
-            (r["IpProtocol"], r.get("FromPort"), r.get("ToPort"), ip["CidrIp"])
-            for r in rules
-            for ip in r.get("IpRanges", [])
-        )
-        assert outside == [
+        def from_outside(group_name: str) -> list[tuple[Any, ...]]:
+            group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [group_name]}])
+            return sorted(
+                (r["IpProtocol"], r.get("FromPort"), r.get("ToPort"), ip["CidrIp"])
+                for r in group["SecurityGroups"][0]["IpPermissions"]
+                for ip in r.get("IpRanges", [])
+            )
+
+        # Only the ports that are needed: SSH and the API server to the admins and ICMP 3/4 on every
+        # node; on the edge worker alone HTTPS to the clients and port 80 (redirect, ACME challenge)
+        # to anyone. No NodePort range (30000-32767) any more.
+        assert from_outside("llama-cluster") == [
             ("icmp", 3, 4, "0.0.0.0/0"),
             ("tcp", 22, 22, "203.0.113.7/32"),
-            ("tcp", 80, 80, "0.0.0.0/0"),
-            ("tcp", 443, 443, "198.51.100.0/24"),
             ("tcp", 6443, 6443, "203.0.113.7/32"),
         ]
+        assert from_outside("llama-edge") == [
+            ("tcp", 80, 80, "0.0.0.0/0"),
+            ("tcp", 443, 443, "198.51.100.0/24"),
+        ]
+        group_names = {g["GroupId"]: g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+        groups = {
+            name: {group_names[g["GroupId"]] for eni in instance["NetworkInterfaces"] for g in eni["Groups"]}
+            for name, instance in by_name.items()
+        }
+        assert groups == {
+            "llama-cp-1": {"llama-cluster"},
+            "llama-worker-1": {"llama-cluster", "llama-edge"},
+            "llama-gpu-1": {"llama-cluster"},
+        }
 
         # The control plane's and the edge worker's addresses are Elastic IPs (certSAN, kubeconfig,
         # and the UI's certificate name survive stop/start).
