@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 CHARTS_DIR = REPO / "charts"
 UMBRELLA = CHARTS_DIR / "platform"
 KUBE_VERSION = "v1.29.15"
-# What a cluster with kube-prometheus-stack and KEDA installed announces. Helm's
+# What a cluster with kube-prometheus-stack, KEDA and cert-manager installed announces. Helm's
 # `.Capabilities.APIVersions.Has` matches strings exactly, so each kind is listed as well as the group.
 API_VERSIONS: tuple[str, ...] = (
     "monitoring.coreos.com/v1",
@@ -37,6 +37,8 @@ API_VERSIONS: tuple[str, ...] = (
     "monitoring.coreos.com/v1/PrometheusRule",
     "keda.sh/v1alpha1",
     "keda.sh/v1alpha1/ScaledObject",
+    # cert-manager (chat-ui.tls.certManager refuses to render without it).
+    "cert-manager.io/v1",
 )
 
 # Lint messages: 1 info, 2 warning, 3 error. `helm lint --strict` fails on warnings and errors.

@@ -102,7 +102,7 @@ resource "aws_instance" "node" {
   ami                         = local.ami_id
   instance_type               = each.value.instance_type
   subnet_id                   = aws_subnet.public[each.value.subnet_index].id
-  vpc_security_group_ids      = [aws_security_group.cluster.id]
+  vpc_security_group_ids      = concat([aws_security_group.cluster.id], each.key == local.edge_node ? [aws_security_group.edge.id] : [])
   key_name                    = aws_key_pair.admin.key_name
   iam_instance_profile        = aws_iam_instance_profile.node[each.value.role].name
   associate_public_ip_address = true
@@ -174,6 +174,25 @@ resource "aws_eip" "control_plane" {
   instance = aws_instance.node["${var.cluster_name}-cp-1"].id
 
   tags = { Name = "${var.cluster_name}-cp-1" }
+
+  depends_on = [aws_internet_gateway.this]
+}
+
+# The edge: a fixed address for the first CPU worker, where chat-ui's nginx takes ports 80 and 443
+# (a kubeadm cluster has no cloud load balancer). Fixed, so the certificate's name
+# (<address>.sslip.io, or your DNS record) survives a stop/start. EC2 translates it to the worker's
+# private address, which is what the chart's edge Service lists (output edge_values).
+locals {
+  edge_node = var.worker_count > 0 ? "${var.cluster_name}-worker-1" : ""
+}
+
+resource "aws_eip" "edge" {
+  count = var.worker_count > 0 ? 1 : 0
+
+  domain   = "vpc"
+  instance = aws_instance.node[local.edge_node].id
+
+  tags = { Name = "${var.cluster_name}-edge" }
 
   depends_on = [aws_internet_gateway.this]
 }

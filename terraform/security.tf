@@ -3,7 +3,7 @@
 # is covered by the self rule; from outside only the narrow rules below are open.
 resource "aws_security_group" "cluster" {
   name        = "${var.cluster_name}-cluster"
-  description = "llama-platform kubeadm nodes: self traffic plus SSH/API from admin CIDRs and NodePorts from client CIDRs"
+  description = "llama-platform kubeadm nodes: self traffic plus SSH/API from admin CIDRs"
   vpc_id      = aws_vpc.this.id
 
   tags = { Name = "${var.cluster_name}-cluster" }
@@ -38,14 +38,40 @@ resource "aws_vpc_security_group_ingress_rule" "api_admin" {
   cidr_ipv4         = each.value
 }
 
-resource "aws_vpc_security_group_ingress_rule" "nodeport_clients" {
+# The chat UI and /v1 on the edge worker only: HTTPS to the clients. No NodePort range is open:
+# chat-ui's nginx takes ports 80/443 of the edge worker's address (charts/platform/charts/chat-ui,
+# edge). A group of its own, attached to that worker alone: the control plane and the GPU node
+# keep 80/443 closed.
+resource "aws_security_group" "edge" {
+  name        = "${var.cluster_name}-edge"
+  description = "llama-platform edge worker: HTTPS to the chat UI and /v1, HTTP redirect and ACME challenge"
+  vpc_id      = aws_vpc.this.id
+
+  tags = { Name = "${var.cluster_name}-edge" }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "https_clients" {
   for_each = toset(var.client_cidrs)
 
-  security_group_id = aws_security_group.cluster.id
-  description       = "NodePort services (chat UI), client CIDR ${each.value}"
+  security_group_id = aws_security_group.edge.id
+  description       = "HTTPS to the chat UI and /v1 on the edge, client CIDR ${each.value}"
   ip_protocol       = "tcp"
-  from_port         = 30000
-  to_port           = 32767
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+}
+
+# Port 80 answers only a redirect to HTTPS and the ACME HTTP-01 challenge: no page, no API.
+# Let's Encrypt validates from addresses it does not publish (several vantage points at once), so
+# certificates from it need port 80 open to the internet; without that, to the clients only.
+resource "aws_vpc_security_group_ingress_rule" "http_redirect" {
+  for_each = toset(var.acme_http01_from_anywhere ? ["0.0.0.0/0"] : var.client_cidrs)
+
+  security_group_id = aws_security_group.edge.id
+  description       = "HTTP: redirect to HTTPS and the ACME challenge only, from ${each.value}"
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
   cidr_ipv4         = each.value
 }
 

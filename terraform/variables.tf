@@ -53,7 +53,7 @@ variable "admin_cidrs" {
 
 variable "client_cidrs" {
   type        = list(string)
-  description = "IPv4 CIDRs allowed to reach NodePort services (30000-32767), e.g. the chat UI; /8 at the widest. Empty keeps NodePorts closed to the outside."
+  description = "IPv4 CIDRs allowed to reach the chat UI and /v1 over HTTPS (port 443 of the edge worker); /8 at the widest. Empty keeps them closed to the outside. People still sign in: this is the outer fence, not the lock."
   default     = []
 
   validation {
@@ -67,9 +67,21 @@ variable "client_cidrs" {
   }
 
   validation {
-    condition     = alltrue([for c in var.client_cidrs : !can(cidrnetmask(c)) || tonumber(split("/", c)[1]) >= 8])
-    error_message = "client_cidrs must not contain 0.0.0.0/0 or any range wider than /8: every NodePort would face the internet. Name your users' networks, or put a load balancer with TLS in front."
+    # 0.0.0.0/0 and ::/0 by name (::/0 is also refused above as IPv6), then anything wider than /8.
+    condition     = !anytrue([for c in var.client_cidrs : contains(["0.0.0.0/0", "::/0"], trimspace(c))])
+    error_message = "client_cidrs must not contain 0.0.0.0/0 or ::/0: the chat UI and /v1 would face the whole internet. Name your users' networks (office ranges, your VPN's egress), e.g. [\"198.51.100.0/24\"]."
   }
+
+  validation {
+    condition     = alltrue([for c in var.client_cidrs : !can(cidrnetmask(c)) || tonumber(split("/", c)[1]) >= 8])
+    error_message = "client_cidrs must not contain any range wider than /8 (0.0.0.0/1 is half the internet): name your users' networks."
+  }
+}
+
+variable "acme_http01_from_anywhere" {
+  type        = bool
+  description = "Open port 80 of the nodes to the internet for Let's Encrypt's HTTP-01 check (it validates from addresses it does not publish). Port 80 answers only that challenge and a redirect to HTTPS. false: port 80 from client_cidrs only; then bring your own certificate (chat-ui.tls.existingSecret)."
+  default     = true
 }
 
 variable "vpc_cidr" {

@@ -97,6 +97,13 @@ class Part:
         return process.start_identity(self.pid) == self.started
 
 
+# What `make up` is and is not (issue 15: safe by default): every part listens on 127.0.0.1 only.
+LOOPBACK_ONLY = (
+    "Only this machine can reach it: every part listens on 127.0.0.1, with no sign-in and no TLS.\n"
+    'For a team on a network, install the chart with sign-in and HTTPS (README "On AWS").'
+)
+
+
 def say(message: str) -> None:
     print(message, flush=True)
 
@@ -433,6 +440,8 @@ def up(settings: Settings) -> int:
     )
     say(f"Logs:               {settings.log_dir}/  (make logs)")
     say("Stop everything:    make down")
+    say("")
+    say(LOOPBACK_ONLY)
     return 0
 
 

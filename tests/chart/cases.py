@@ -21,11 +21,49 @@ NAMESPACE = "llama"
 IMAGE_REGISTRY = "registry.example.com/llama"
 
 
+# What `terraform -chdir=terraform output -raw edge_values` writes (terraform/outputs.tf) for a
+# cluster whose edge worker is llama-worker-1 at 10.10.1.23 behind the Elastic IP 203.0.113.7.
+AWS_EDGE: dict[str, Any] = {
+    "chat-ui": {
+        "edge": {"externalIPs": ["10.10.1.23"]},
+        "nodeSelector": {"kubernetes.io/hostname": "llama-worker-1"},
+        "tls": {"host": "203-0-113-7.sslip.io"},
+    },
+    "chat-api": {"store": {"redis": {"nodeSelector": {"kubernetes.io/hostname": "llama-worker-1"}}}},
+}
+# The sign-in settings a team fills into values/aws-*.yaml (README "On AWS", Google's).
+SIGN_IN: dict[str, Any] = {
+    "chat-api": {
+        "auth": {
+            "oidc": {
+                "issuerUrl": "https://accounts.google.com",
+                "clientId": "1234-abc.apps.googleusercontent.com",
+            }
+        }
+    }
+}
+
+
+def install_layers(files: Iterable[Path]) -> dict[str, Any]:
+    """What a user's install adds to `files`: `--set global.image.registry=IMAGE_REGISTRY` unless they
+    name one, and for the AWS profiles (chat-ui.tls on, its host left to fill in) Terraform's
+    edge.yaml and the sign-in settings. The chart refuses to render those profiles without them."""
+    merged = chart.merged_values(list(files))
+    layer: dict[str, Any] = {}
+    if not merged.get("global", {}).get("image", {}).get("registry"):
+        layer["global"] = {"image": {"registry": IMAGE_REGISTRY}}
+    tls = merged.get("chat-ui", {}).get("tls", {})
+    if tls.get("enabled") and not tls.get("host"):
+        layer = chart.deep_merge(layer, AWS_EDGE)
+        if not merged.get("chat-api", {}).get("auth", {}).get("oidc", {}).get("issuerUrl"):
+            layer = chart.deep_merge(layer, SIGN_IN)
+    return layer
+
+
 def with_image_registry(files: Iterable[Path], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`extra` on top of the `--set global.image.registry=IMAGE_REGISTRY` layer a user's install has."""
-    named = chart.merged_values(list(files)).get("global", {}).get("image", {}).get("registry")
-    layer: dict[str, Any] = {} if named else {"global": {"image": {"registry": IMAGE_REGISTRY}}}
-    return chart.deep_merge(layer, extra or {})
+    """`extra` on top of the layers a user's install has (install_layers: the image registry, and on
+    AWS Terraform's edge values and the sign-in settings)."""
+    return chart.deep_merge(install_layers(files), extra or {})
 
 
 @dataclass(frozen=True)

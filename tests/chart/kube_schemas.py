@@ -1,5 +1,5 @@
 """Validation of rendered manifests: Kubernetes 1.29 OpenAPI schemas in strict mode for built-in
-kinds, the prometheus-operator and KEDA CRD models for their custom resources."""
+kinds, the prometheus-operator, KEDA and cert-manager CRD models for their custom resources."""
 
 from __future__ import annotations
 
@@ -53,12 +53,15 @@ def _crd_models() -> dict[tuple[str, str], Any]:
     # Imported lazily and one API version only: these modules define thousands of pydantic classes.
     keda = _import_version("cloudcoil.models.keda", "v1alpha1")
     prom = _import_version("cloudcoil.models.prometheus_operator", "v1")
+    cert_manager = _import_version("cloudcoil.models.cert_manager", "v1")
 
     return {
         ("monitoring.coreos.com/v1", "ServiceMonitor"): prom.ServiceMonitor,
         ("monitoring.coreos.com/v1", "PodMonitor"): prom.PodMonitor,
         ("monitoring.coreos.com/v1", "PrometheusRule"): prom.PrometheusRule,
         ("keda.sh/v1alpha1", "ScaledObject"): keda.ScaledObject,
+        ("cert-manager.io/v1", "Certificate"): cert_manager.Certificate,
+        ("cert-manager.io/v1", "Issuer"): cert_manager.Issuer,
     }
 
 

@@ -11,13 +11,21 @@ from tests.chart import cases
 pytestmark = pytest.mark.chart
 
 
-def test_template_prints_every_manifest_with_its_source(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def aws_user_values(tmp_path) -> str:
+    """What a user adds to values/aws-*.yaml: Terraform's edge.yaml and the sign-in settings."""
+    path = tmp_path / "edge-and-sign-in.yaml"
+    path.write_text(yaml.safe_dump(chart.deep_merge(cases.AWS_EDGE, cases.SIGN_IN)))
+    return str(path)
+
+
+def test_template_prints_every_manifest_with_its_source(
+    aws_user_values: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     t4 = str(cases.ENV_VALUES_DIR / "aws-t4.yaml")
     registry = f"global.image.registry={cases.IMAGE_REGISTRY}"
-    assert (
-        chart.main(["template", "--values", t4, "--set", registry, "--release", "demo", "--namespace", "ai"])
-        == 0
-    )
+    argv = ["template", "--values", t4, "--values", aws_user_values, "--set", registry]
+    assert chart.main([*argv, "--release", "demo", "--namespace", "ai"]) == 0
     out = capsys.readouterr().out
     docs = [d for d in yaml.safe_load_all(out) if d]
     assert ("Deployment", "demo-vllm") in {(d["kind"], d["metadata"]["name"]) for d in docs}
@@ -25,14 +33,14 @@ def test_template_prints_every_manifest_with_its_source(capsys: pytest.CaptureFi
     assert all(d["metadata"].get("namespace", "ai") == "ai" for d in docs)
 
 
-def test_template_merges_several_values_files_in_order(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_template_merges_several_values_files_in_order(
+    tmp_path, aws_user_values: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     override = tmp_path / "short-context.yaml"
     override.write_text("vllm-llama:\n  vllm:\n    maxModelLen: 4096\n")
     t4 = str(cases.ENV_VALUES_DIR / "aws-t4.yaml")
-    assert (
-        chart.main(["template", "-f", t4, "-f", str(override), "--set", "global.image.registry=r.example"])
-        == 0
-    )
+    files = ["-f", t4, "-f", aws_user_values, "-f", str(override)]
+    assert chart.main(["template", *files, "--set", "global.image.registry=r.example"]) == 0
     deployment = next(
         d
         for d in yaml.safe_load_all(capsys.readouterr().out)
@@ -55,9 +63,10 @@ def test_template_exits_non_zero_with_helms_message_on_bad_values(tmp_path, caps
 
 @pytest.mark.parametrize("values_file", ["aws-t4.yaml", "aws-a10g.yaml", "local-cpu.yaml"])
 def test_template_without_a_registry_for_the_platform_images_says_to_run_make_images(
-    values_file: str, capsys: pytest.CaptureFixture[str]
+    values_file: str, aws_user_values: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert chart.main(["template", "-f", str(cases.ENV_VALUES_DIR / values_file)]) == 1
+    user = ["-f", aws_user_values] if values_file.startswith("aws-") else []
+    assert chart.main(["template", "-f", str(cases.ENV_VALUES_DIR / values_file), *user]) == 1
     err = capsys.readouterr().err
     assert "The chat-api and chat-ui images are published nowhere" in err
     assert "make images REGISTRY=<registry>" in err and "--set global.image.registry=" in err

@@ -21,8 +21,9 @@ from tests.chart import cases
 pytestmark = pytest.mark.chart
 
 T4 = (cases.ENV_VALUES_DIR / "aws-t4.yaml",)
-# A fresh kubeadm cluster from `make cluster`: no metrics-server, no KEDA, no prometheus-operator.
-KUBEADM: tuple[str, ...] = ()
+# A fresh kubeadm cluster from `make cluster` plus cert-manager, which README "On AWS" installs
+# before the platform (values/aws-t4.yaml's certificate): no metrics-server, KEDA or prometheus-operator.
+KUBEADM: tuple[str, ...] = ("cert-manager.io/v1",)
 WITH_METRICS_SERVER = (*chart.API_VERSIONS, "metrics.k8s.io/v1beta1")
 
 
@@ -202,12 +203,34 @@ def test_vllm_autoscaling_with_keda_renders_the_scaled_object() -> None:
 # --- 7. NOTES print a URL the user can open ------------------------------------------------------
 
 
+def test_notes_print_the_https_url_of_the_edge() -> None:
+    notes = _notes()
+    assert (
+        "Open https://203-0-113-7.sslip.io  (OpenAI clients: base_url https://203-0-113-7.sslip.io/v1)"
+        in notes
+    )
+    assert "kubectl -n llama get certificate llama-chat-ui -w" in notes
+
+
+# A team that opens a NodePort itself (a VPN in front; the acknowledgement says so).
+NODE_PORT = {
+    "chat-ui": {
+        "service": {"type": "NodePort", "nodePort": 30080},
+        "tls": {"enabled": False},
+        "edge": {"externalIPs": []},
+    },
+    "global": {"exposure": {"iAcceptAnUnauthenticatedPublicEndpoint": True}},
+}
+
+
 def test_notes_print_the_ui_url_from_public_host() -> None:
-    assert "Open http://203.0.113.7:30080" in _notes({"publicHost": "203.0.113.7"})
+    assert "Open http://203.0.113.7:30080" in _notes(
+        chart.deep_merge(NODE_PORT, {"publicHost": "203.0.113.7"})
+    )
 
 
 def test_notes_without_public_host_print_the_command_that_finds_the_address() -> None:
-    notes = _notes()
+    notes = _notes(NODE_PORT)
     assert "kubectl get nodes -o wide`: kubeadm" in notes
     command = next(line.strip() for line in notes.splitlines() if "kubectl config view" in line)
     # The whole printed command, run by a real shell; kubectl is a shell function standing in for

@@ -7,6 +7,7 @@ the cold start. It takes several minutes; it is the README's first command, so i
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -63,6 +64,21 @@ def httpx_answers(url: str) -> bool:
     return True
 
 
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket in LISTEN on `port` (the kernel's /proc/net/tcp{,6})."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: TCP_LISTEN
+                raw = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
 def make(repo: Path, target: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["make", target], cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -104,6 +120,10 @@ def test_make_up_starts_everything_and_make_down_stops_exactly_it(
     assert "Sign-in:            off: open to whoever reaches 127.0.0.1" in cold.stdout
     assert "make down" in cold.stdout
     assert "replies are random" in cold.stdout  # the tiny model says what it is
+    # It says it is for this machine only, and it is: nothing listens beyond loopback.
+    assert "Only this machine can reach it: every part listens on 127.0.0.1" in cold.stdout
+    for name in ("LLAMA_VLLM_PORT", "LLAMA_API_PORT", "LLAMA_UI_PORT"):
+        assert listening_addresses(int(stack_env[name])) == {"127.0.0.1"}, name
 
     page = httpx.get(ui_url, timeout=10)
     assert page.status_code == 200 and '<div id="root"' in page.text

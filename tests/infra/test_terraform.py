@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
+from scripts import chart
 from scripts.localstack.process import ManagedProcess, free_port, http_ok
+from tests.chart import cases as chart_cases
 
 from .terraform_env import CLI_CONFIG, REPO, TF_DIR, moto_amis, offline_reason, terraform, working_copy
 
@@ -92,7 +94,12 @@ NO_AWS = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_EC2_METAD
         ({"admin_cidrs": '["2001:db8::/64"]'}, ["IPv6 is not supported"]),
         ({"client_cidrs": '["128.0.0.0/1"]'}, ["wider than /8"]),
         ({"client_cidrs": '["198.51.100.7/24"]'}, ["without host bits"]),
-        ({"client_cidrs": '["::/0"]'}, ["IPv6 is not supported"]),
+        ({"client_cidrs": '["::/0"]'}, ["IPv6 is not supported", "must not contain 0.0.0.0/0 or ::/0"]),
+        # The whole internet, by name: the UI and /v1 would face everyone.
+        (
+            {"client_cidrs": '["198.51.100.0/24", "0.0.0.0/0"]'},
+            ["client_cidrs must not contain 0.0.0.0/0 or ::/0: the chat UI and /v1 would face the whole"],
+        ),
     ],
     ids=[
         "five-bad-values",
@@ -103,6 +110,7 @@ NO_AWS = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_EC2_METAD
         "client-half-internet",
         "client-host-bits",
         "client-ipv6",
+        "client-world",
     ],
 )
 def test_bad_variables_are_refused_with_the_fix(
@@ -342,31 +350,77 @@ def test_apply_then_destroy_on_moto_feeds_the_bootstrap_inventory(
         )
         assert gpu_volume["Size"] >= 100
 
-        group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["llama-cluster"]}])
-        rules = group["SecurityGroups"][0]["IpPermissions"]
-        open_to_world = [r for r in rules if any(ip["CidrIp"] == "0.0.0.0/0" for ip in r.get("IpRanges", []))]
-        assert [(r["IpProtocol"], r.get("FromPort"), r.get("ToPort")) for r in open_to_world] == [
-            ("icmp", 3, 4)
-        ]
-        ssh = next(r for r in rules if r.get("FromPort") == 22)
-        assert [ip["CidrIp"] for ip in ssh["IpRanges"]] == ["203.0.113.7/32"]
+        def from_outside(group_name: str) -> list[tuple[Any, ...]]:
+            group = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [group_name]}])
+            return sorted(
+                (r["IpProtocol"], r.get("FromPort"), r.get("ToPort"), ip["CidrIp"])
+                for r in group["SecurityGroups"][0]["IpPermissions"]
+                for ip in r.get("IpRanges", [])
+            )
 
-        # The control plane's address is an Elastic IP (certSAN and kubeconfig survive stop/start).
+        # Only the ports that are needed: SSH and the API server to the admins and ICMP 3/4 on every
+        # node; on the edge worker alone HTTPS to the clients and port 80 (redirect, ACME challenge)
+        # to anyone. No NodePort range (30000-32767) any more.
+        assert from_outside("llama-cluster") == [
+            ("icmp", 3, 4, "0.0.0.0/0"),
+            ("tcp", 22, 22, "203.0.113.7/32"),
+            ("tcp", 6443, 6443, "203.0.113.7/32"),
+        ]
+        assert from_outside("llama-edge") == [
+            ("tcp", 80, 80, "0.0.0.0/0"),
+            ("tcp", 443, 443, "198.51.100.0/24"),
+        ]
+        group_names = {g["GroupId"]: g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+        groups = {
+            name: {group_names[g["GroupId"]] for eni in instance["NetworkInterfaces"] for g in eni["Groups"]}
+            for name, instance in by_name.items()
+        }
+        assert groups == {
+            "llama-cp-1": {"llama-cluster"},
+            "llama-worker-1": {"llama-cluster", "llama-edge"},
+            "llama-gpu-1": {"llama-cluster"},
+        }
+
+        # The control plane's and the edge worker's addresses are Elastic IPs (certSAN, kubeconfig,
+        # and the UI's certificate name survive stop/start).
         addresses = ec2.describe_addresses()["Addresses"]
-        cp = inventory.control_plane
-        assert [(a["InstanceId"], a["PublicIp"]) for a in addresses] == [(cp.instance_id, cp.public_ip)]
-        # A worker's public address changes behind terraform's back (as after a stop/start): the
+        cp, edge_node = inventory.control_plane, inventory.node("llama-worker-1")
+        assert sorted((a["InstanceId"], a["PublicIp"]) for a in addresses) == sorted(
+            [(cp.instance_id, cp.public_ip), (edge_node.instance_id, edge_node.public_ip)]
+        )
+        # edge_values is what values/aws-t4.yaml needs from this machine, and the chart takes it.
+        edge_values = yaml.safe_load(
+            terraform(initialised, "output", "-raw", "edge_values", env=moto_server).stdout
+        )
+        dashed = edge_node.public_ip.replace(".", "-")
+        assert edge_values == {
+            "chat-ui": {
+                "edge": {"externalIPs": [edge_node.private_ip]},
+                "nodeSelector": {"kubernetes.io/hostname": "llama-worker-1"},
+                "tls": {"host": f"{dashed}.sslip.io"},
+            },
+            "chat-api": {"store": {"redis": {"nodeSelector": {"kubernetes.io/hostname": "llama-worker-1"}}}},
+        }
+        t4 = [REPO / "values" / "aws-t4.yaml"]
+        with_edge = chart.deep_merge(
+            chart.deep_merge(edge_values, chart_cases.SIGN_IN), chart_cases.install_layers([])
+        )
+        manifests = chart.render(t4, extra_values=with_edge)
+        assert chart_cases.find(manifests, "Service", "llama-chat-ui-edge")["spec"]["externalIPs"] == [
+            edge_node.private_ip
+        ]
+        # A node's public address changes behind terraform's back (as after a stop/start): the
         # bootstrap's inventory is read after a refresh, a plain `terraform output` is stale.
-        worker = inventory.node("llama-worker-1")
+        worker = inventory.node("llama-gpu-1")
         moved = ec2.allocate_address(Domain="vpc")
         ec2.associate_address(InstanceId=worker.instance_id, AllocationId=moved["AllocationId"])
         stale = json.loads(terraform(initialised, "output", "-json", "inventory", env=moto_server).stdout)
-        assert {n["name"]: n["public_ip"] for n in stale["nodes"]}["llama-worker-1"] == worker.public_ip
+        assert {n["name"]: n["public_ip"] for n in stale["nodes"]}["llama-gpu-1"] == worker.public_ip
         with pytest.MonkeyPatch.context() as patch:
             for name, value in {**moto_server, "TF_CLI_CONFIG_FILE": str(CLI_CONFIG)}.items():
                 patch.setenv(name, value)
             fresh = parse_inventory(inventory_output(Settings(tf_dir=initialised)))
-        assert fresh.node("llama-worker-1").public_ip == moved["PublicIp"]
+        assert fresh.node("llama-gpu-1").public_ip == moved["PublicIp"]
         assert fresh.control_plane.public_ip == cp.public_ip
         ec2.disassociate_address(AssociationId=ec2.describe_addresses(AllocationIds=[moved["AllocationId"]])[
             "Addresses"][0]["AssociationId"])  # fmt: skip

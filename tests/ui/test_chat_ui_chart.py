@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from scripts import chart
-from tests.chart import cases
 from scripts.localstack.process import REPO_ROOT
+from tests.chart import cases
 
 pytestmark = pytest.mark.chart
 
@@ -39,12 +39,40 @@ def container(manifests: list[dict[str, Any]]) -> dict[str, Any]:
     return one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
 
 
-def test_aws_values_expose_the_ui_on_a_node_port_because_kubeadm_has_no_load_balancer() -> None:
-    service = one(render("values/aws-t4.yaml"), "Service")
-    assert service["spec"]["type"] == "NodePort"
-    assert service["spec"]["ports"] == [
-        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP", "nodePort": 30080}
-    ]
+def test_aws_values_serve_https_on_the_edge_nodes_ports_80_and_443_because_kubeadm_has_no_load_balancer() -> (
+    None
+):
+    manifests = render("values/aws-t4.yaml")
+    assert one(manifests, "Service")["spec"]["type"] == "ClusterIP", "no NodePort is opened"
+    edge = cases.find(manifests, "Service", f"{NAME}-edge")["spec"]
+    # Terraform's edge.yaml (cases.AWS_EDGE): the worker's private address behind the Elastic IP.
+    assert edge["externalIPs"] == ["10.10.1.23"] and edge["externalTrafficPolicy"] == "Local"
+    assert [(p["port"], p["targetPort"]) for p in edge["ports"]] == [(80, "http"), (443, "https")]
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/hostname": "llama-worker-1"}, "Local needs the pods there"
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    assert env["NGINX_ENVSUBST_TEMPLATE_DIR"] == "/etc/nginx/templates-tls"
+    assert env["HTTPS_PORT"] == "443" and env["HSTS_MAX_AGE"] == "31536000"
+    assert "203-0-113-7.sslip.io" in env["SERVER_NAMES"].split()
+    certificate = cases.find(manifests, "Certificate", NAME)["spec"]
+    assert certificate["dnsNames"] == ["203-0-113-7.sslip.io"]
+    assert certificate["secretName"] == f"{NAME}-tls"
+    issuer = cases.find(manifests, "Issuer", f"{NAME}-acme")["spec"]["acme"]
+    assert issuer["server"] == "https://acme-v02.api.letsencrypt.org/directory"
+    # The HTTP-01 challenge reaches cert-manager's solver pod through this nginx, not an ingress controller.
+    solver_labels = issuer["solvers"][0]["http01"]["ingress"]["podTemplate"]["metadata"]["labels"]
+    solver = cases.find(manifests, "Service", f"{NAME}-acme")["spec"]
+    assert solver["selector"] == {"acme.cert-manager.io/http01-solver": "true", **solver_labels}
+    assert (
+        "proxy_pass http://llama-chat-ui-acme:8089;"
+        in one(manifests, "ConfigMap")["data"]["acme-challenge.conf"]
+    )
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tls"]["secret"] == {
+        "secretName": f"{NAME}-tls",
+        "optional": True,  # nginx must answer the challenge before the certificate exists
+        "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}],
+    }
 
 
 def test_default_is_same_origin_with_nginx_proxying_the_api_to_chat_api() -> None:
@@ -96,9 +124,10 @@ def test_pod_is_restricted_with_a_read_only_root_and_emptydirs_for_nginx() -> No
 
 
 def test_ingress_routes_the_host_to_the_ui_service() -> None:
-    ingress = one(
-        render(ingress={"enabled": True, "host": "chat.example.com", "tlsSecretName": "chat-tls"}), "Ingress"
-    )
+    # An Ingress exposes the UI beyond the cluster: the chart wants sign-in (cases.SIGN_IN) for it.
+    ui = {"chat-ui": {"ingress": {"enabled": True, "host": "chat.example.com", "tlsSecretName": "chat-tls"}}}
+    layer = cases.with_image_registry([], chart.deep_merge(cases.SIGN_IN, ui))
+    ingress = one(chart.render([], release="llama", namespace="llama", extra_values=layer), "Ingress")
     rule = ingress["spec"]["rules"][0]
     assert rule["host"] == "chat.example.com"
     assert rule["http"]["paths"][0]["backend"]["service"] == {"name": NAME, "port": {"name": "http"}}
@@ -107,7 +136,10 @@ def test_ingress_routes_the_host_to_the_ui_service() -> None:
 
 def test_chat_ui_can_be_switched_off() -> None:
     manifests = chart.render(
-        [], release="llama", namespace="llama", extra_values=cases.with_image_registry([], {"chat-ui": {"enabled": False}})
+        [],
+        release="llama",
+        namespace="llama",
+        extra_values=cases.with_image_registry([], {"chat-ui": {"enabled": False}}),
     )
     assert not [m for m in manifests if m["metadata"]["name"] == NAME]
 
@@ -132,7 +164,7 @@ def test_contradictory_values_fail_with_a_sentence_naming_the_fix(
 @pytest.mark.parametrize(
     ("values_file", "how_to_open"),
     [
-        ("values/aws-t4.yaml", "The UI listens on port 30080 of every node"),
+        ("values/aws-t4.yaml", "Open https://203-0-113-7.sslip.io"),
         ("values/local-cpu.yaml", "port-forward svc/llama-chat-ui 8080:8080"),
     ],
 )

@@ -15,7 +15,8 @@ from scripts.localstack.process import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.unit
 
-NGINX_TEMPLATE = REPO_ROOT / "ui" / "nginx" / "default.conf.template"
+# The parts both nginx configs (plain and HTTPS) include: http-level settings and the site.
+NGINX_TEMPLATES = [REPO_ROOT / "ui" / "nginx" / f"chat-ui-{part}.inc.template" for part in ("http", "site")]
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_missing_build_and_bad_api_url_are_refused_with_the_fix(tmp_path: Path) 
 
 
 def test_nginx_image_sends_the_same_policy_as_the_local_server() -> None:
-    template = NGINX_TEMPLATE.read_text()
+    template = "".join(path.read_text() for path in NGINX_TEMPLATES)
     header = re.search(r'add_header Content-Security-Policy "([^"]+)" always;', template)
     assert header, "the nginx template sets a Content-Security-Policy"
     local = ui.content_security_policy("")  # same origin: connect-src 'self'

@@ -54,3 +54,40 @@ unqualified repository (no registry host) needs global.image.registry. "" when i
 {{- end -}}
 {{ join " and " $missing }}
 {{- end }}
+
+{{/*
+Where the platform faces a network beyond the cluster (issue 15, safe by default). "" when it does
+not; else the settings that expose it, as `key=value` phrases for the refusal's sentence.
+platform.uiExposure: the UI (and, through its proxy, /api and /v1). platform.apiExposure: chat-api's
+own Service (/v1 directly).
+*/}}
+{{- define "platform.uiExposure" -}}
+{{- $ui := index .Values "chat-ui" -}}
+{{- $how := list -}}
+{{- if $ui.enabled -}}
+{{- $type := dig "service" "type" "ClusterIP" $ui -}}
+{{- if ne $type "ClusterIP" }}{{ $how = append $how (printf "chat-ui.service.type=%s" $type) }}{{ end -}}
+{{- if dig "ingress" "enabled" false $ui }}{{ $how = append $how "chat-ui.ingress.enabled=true" }}{{ end -}}
+{{- with dig "edge" "externalIPs" list $ui }}{{ $how = append $how (printf "chat-ui.edge.externalIPs=%v" .) }}{{ end -}}
+{{- end -}}
+{{ join ", " $how }}
+{{- end }}
+
+{{- define "platform.apiExposure" -}}
+{{- $api := index .Values "chat-api" -}}
+{{- if $api.enabled -}}
+{{- $type := dig "service" "type" "ClusterIP" $api -}}
+{{- if ne $type "ClusterIP" }}{{ printf "chat-api.service.type=%s" $type }}{{ end -}}
+{{- end -}}
+{{- end }}
+
+{{/* "true" when people sign in (OpenID Connect, chat-api.auth.oidc; on once its issuer is set). */}}
+{{- define "platform.signIn" -}}
+{{- if dig "auth" "oidc" "issuerUrl" "" (index .Values "chat-api") -}}true{{- end -}}
+{{- end }}
+
+{{/* "true" when /v1 wants an API key (chat-api.apiKeys: a Secret of keys, or the key store). */}}
+{{- define "platform.apiKeys" -}}
+{{- $keys := dig "apiKeys" dict (index .Values "chat-api") -}}
+{{- if or (dig "existingSecret" "" $keys) (dig "enabled" false $keys) -}}true{{- end -}}
+{{- end }}

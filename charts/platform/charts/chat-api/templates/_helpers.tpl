@@ -117,3 +117,44 @@ any address, on the API server ports only). `helm template` has no cluster, so i
 {{- end -}}
 {{ toJson (uniq $cidrs) }}
 {{- end }}
+
+{{/* The shared store (store.redis): names of its objects and its password's Secret. */}}
+{{- define "chat-api.redisName" -}}
+{{ printf "%s-redis" (include "chat-api.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "chat-api.redisSecretName" -}}
+{{ .Values.store.redis.existingSecret | default (include "chat-api.redisName" .) }}
+{{- end }}
+
+{{- define "chat-api.redisSelectorLabels" -}}
+app.kubernetes.io/name: chat-api-redis
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "chat-api.redisImage" -}}
+{{- $image := .Values.store.redis.image -}}
+{{- $repo := $image.repository -}}
+{{- with .Values.global.image.mirror -}}
+{{- $parts := splitList "/" $repo -}}
+{{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts))) -}}
+{{- $repo = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo -}}
+{{- end -}}
+{{- if $image.digest -}}
+{{ printf "%s@%s" $repo $image.digest }}
+{{- else -}}
+{{ printf "%s:%s" $repo $image.tag }}
+{{- end -}}
+{{- end }}
+
+{{/* The Secret chat-api reads the store's URL from (entry `url`, or store.secretKey for a store of
+the user's own): this release's Redis (store.redis) or store.existingSecret; empty: no store. */}}
+{{- define "chat-api.storeSecret" -}}
+{{- if .Values.store.redis.enabled -}}
+{{ include "chat-api.redisSecretName" . }}
+{{- else -}}
+{{ .Values.store.existingSecret }}
+{{- end -}}
+{{- end }}
