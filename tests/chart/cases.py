@@ -38,9 +38,13 @@ SIGN_IN: dict[str, Any] = {
             "oidc": {
                 "issuerUrl": "https://accounts.google.com",
                 "clientId": "1234-abc.apps.googleusercontent.com",
+                "clientSecretSecret": "chat-signin",
+                "redirectUrl": "https://203-0-113-7.sslip.io/auth/callback",
+                "allowedDomains": ["example.com"],
             }
         }
-    }
+    },
+    "chat-ui": {"config": {"signIn": True}},
 }
 
 

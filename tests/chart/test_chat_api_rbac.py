@@ -122,12 +122,14 @@ def test_chat_api_selects_exactly_the_vllm_pods_of_its_release() -> None:
 def test_egress_to_the_api_server_opens_its_ports_only_and_takes_its_addresses() -> None:
     manifests = cases.rendered(cases.Case("values/aws-t4.yaml", T4))
     policy = cases.find(manifests, "NetworkPolicy", "llama-chat-api")
-    api_rule = policy["spec"]["egress"][-1]
+    api_ports = [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]
+    [api_rule] = [rule for rule in policy["spec"]["egress"] if rule.get("ports") == api_ports]
     # `helm template` cannot look the API server up: its ports, to any address.
-    assert api_rule == {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}
+    assert api_rule == {"ports": api_ports}
     narrowed = cases.render_with(T4, {"chat-api": {"podStatus": {"apiServerCIDRs": ["10.0.1.10/32"]}}})
     policy = cases.find(narrowed, "NetworkPolicy", "llama-chat-api")
-    assert policy["spec"]["egress"][-1]["to"] == [{"ipBlock": {"cidr": "10.0.1.10/32"}}]
+    [api_rule] = [rule for rule in policy["spec"]["egress"] if rule.get("ports") == api_ports]
+    assert api_rule["to"] == [{"ipBlock": {"cidr": "10.0.1.10/32"}}]
     assert kube_schemas.validate_manifest(policy) == []
 
 

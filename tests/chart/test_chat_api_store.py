@@ -12,7 +12,7 @@ from tests.chart import cases
 
 pytestmark = pytest.mark.chart
 
-T4 = (cases.ENV_VALUES_DIR / "aws-t4.yaml",)
+T4: tuple = ()  # the chart's defaults: the AWS profile turns sign-in and its own store on (test_safe_by_default)
 STORE = {"existingSecret": "llama-redis-url"}
 
 

@@ -102,7 +102,7 @@ def test_the_aws_values_render_with_sign_in_https_and_the_shared_store_on(files:
     manifests = render(files, cases.AWS_EDGE, cases.SIGN_IN)
     api_env = env_of(manifests, "llama-chat-api")
     assert api_env["CHAT_API_OIDC_ISSUER_URL"] == "https://accounts.google.com"
-    assert api_env["CHAT_API_STORE_URL"] == "redis://:$(CHAT_API_STORE_PASSWORD)@llama-chat-api-redis:6379/0"
+    assert api_env["CHAT_API_REDIS_URL_FILE"] == "/etc/chat-api/store/url"
     ui_env = env_of(manifests, "llama-chat-ui")
     assert ui_env["NGINX_ENVSUBST_TEMPLATE_DIR"] == "/etc/nginx/templates-tls"
     assert int(ui_env["HSTS_MAX_AGE"]) >= 31536000
@@ -138,10 +138,15 @@ def test_the_store_password_lives_only_in_its_secret_and_the_image_is_pinned() -
     assert len(password) == 32 and password.isalnum()
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert password not in str([m for m in manifests if m["kind"] != "Secret"])
+    url = base64.b64decode(secret["data"]["url"]).decode()
+    assert url == f"redis://:{password}@llama-chat-api-redis:6379/0"
     env = env_of(manifests, "llama-chat-api")
-    assert env["CHAT_API_STORE_PASSWORD"] == {
-        "secretKeyRef": {"name": "llama-chat-api-redis", "key": "password"}
-    }
+    assert env["CHAT_API_REDIS_URL_FILE"] == "/etc/chat-api/store/url"
+    assert not [v for v in env.values() if password in str(v)], "the password is in no environment variable"
+    api_pod = cases.find(manifests, "Deployment", "llama-chat-api")["spec"]["template"]["spec"]
+    store_volume = next(v for v in api_pod["volumes"] if v["name"] == "store")
+    assert store_volume["secret"]["secretName"] == "llama-chat-api-redis"
+    assert store_volume["secret"]["items"] == [{"key": "url", "path": "url"}]
     pod = cases.find(manifests, "StatefulSet", "llama-chat-api-redis")["spec"]["template"]["spec"]
     redis = pod["containers"][0]
     assert redis["image"] == "docker.io/library/redis:8.2.2-alpine"
@@ -160,9 +165,8 @@ def test_a_brought_store_secret_is_used_and_none_is_generated() -> None:
     assert not [
         m for m in manifests if m["kind"] == "Secret" and m["metadata"]["name"] == "llama-chat-api-redis"
     ]
-    assert (
-        env_of(manifests, "llama-chat-api")["CHAT_API_STORE_PASSWORD"]["secretKeyRef"]["name"] == "my-redis"
-    )
+    api_pod = cases.find(manifests, "Deployment", "llama-chat-api")["spec"]["template"]["spec"]
+    assert next(v for v in api_pod["volumes"] if v["name"] == "store")["secret"]["secretName"] == "my-redis"
 
 
 def test_a_store_on_a_host_path_must_name_its_node() -> None:

@@ -33,7 +33,9 @@ def rendered_store() -> dict[str, Any]:
         ),
         "write_auth": next(c for c in pod["initContainers"] if c["name"] == "write-auth")["command"],
         "server": pod["containers"][0]["command"],
-        "url": next(e["value"] for e in api["env"] if e["name"] == "CHAT_API_STORE_URL"),
+        # chat-api reads the URL as a file from the Secret (CHAT_API_REDIS_URL_FILE).
+        "url_file": next(e["value"] for e in api["env"] if e["name"] == "CHAT_API_REDIS_URL_FILE"),
+        "url": base64.b64decode(cases.find(manifests, "Secret", "llama-chat-api-redis")["data"]["url"]).decode(),
     }
 
 
@@ -84,9 +86,10 @@ def test_the_store_wants_its_password_keeps_writes_and_refuses_what_chat_api_nev
             redis.Redis(port=port).set("k", "v")
         with pytest.raises(redis.AuthenticationError):
             redis.Redis(port=port, password="wrong").ping()
-        # The URL chat-api gets, with the variable the kubelet fills in.
-        url = store["url"].replace("$(CHAT_API_STORE_PASSWORD)", password)
-        url = url.replace("llama-chat-api-redis:6379", f"127.0.0.1:{port}")
+        # The URL chat-api reads from the Secret, pointed at this server.
+        assert store["url_file"] == "/etc/chat-api/store/url"
+        url = store["url"].replace("llama-chat-api-redis:6379", f"127.0.0.1:{port}")
+        assert f":{password}@" in url
         client = redis.Redis.from_url(url)
         client.set("person:alice:key", "revoked")
         for command in ("FLUSHALL", "CONFIG GET requirepass", "DEBUG SLEEP 0"):
