@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, console: Console, redactor: Redactor) -> int:
             console.print(f"kubeconfig written to {path}: export KUBECONFIG={path}")
         if args.command in ("cluster", "doctor"):
             checks = Doctor(cluster).run()
-            print_checks(checks, console)
+            print_checks(checks, console, table=settings.live)
             if any(c.status == "fail" for c in checks):
                 return 1
         return 0

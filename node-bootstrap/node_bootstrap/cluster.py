@@ -23,7 +23,7 @@ from .nodelog import NodeLog
 from .redact import Redactor
 from .render import calico_installation, containerd_config, kubeadm_init_config
 from .settings import Settings, node_env, render_node_env
-from .ssh import NodeSession
+from .ssh import NodeSession, Result
 from .steps import ALL_SCRIPTS
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -130,6 +130,13 @@ class Cluster:
         return " ".join(["bash", shlex.quote(path), *map(shlex.quote, args)])
 
     # -- kubectl on the control plane ---------------------------------------------------------
+    def kubectl(self, *args: str, stdin: bytes | None = None, timeout: float = 60) -> Result:
+        """kubectl on the control plane as the cluster admin; the caller reads the exit code."""
+        quoted = " ".join(map(shlex.quote, args))
+        return self.control_plane.run(
+            f"kubectl --kubeconfig={ADMIN_KUBECONFIG} {quoted}", stdin=stdin, check=False, timeout=timeout
+        )
+
     def kubectl_json(self, *args: str, check: bool = True) -> dict[str, Any] | None:
         quoted = " ".join(map(shlex.quote, args))
         command = f"kubectl --kubeconfig={ADMIN_KUBECONFIG} {quoted} -o json"

@@ -37,6 +37,7 @@ SUBNET = "10.250.0"
 KERNEL_DOUBLES = [
     "cloud-init",
     "modprobe",
+    "modinfo",
     "sysctl",
     "swapon",
     "swapoff",
@@ -294,6 +295,18 @@ class Lab:
         overrides = {**DOUBLE_APT_SOURCES, **self.release_env}
         path.write_text("".join(f"{k}={v}\n" for k, v in overrides.items()))
         return path
+
+    def set_api(self, **state: object) -> None:
+        """Set what the API server and the kubelets report (the kubectl double's CLUSTER/api.json:
+        not_ready_polls, gpus, allocatable_gpus, pod_gpus_visible, network, daemonsets, pods,
+        runtimeclasses); keys not given keep their value."""
+        path = self.shared / "api.json"
+        current = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**current, **state}))
+
+    def api(self) -> dict:
+        path = self.shared / "api.json"
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def calls(self) -> list[dict]:
         log = self.shared / "calls.log"
