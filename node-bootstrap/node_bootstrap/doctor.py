@@ -158,6 +158,8 @@ class Doctor:
         for node in self.inventory.nodes:
             checks.append(self.cri_runtimes(node))
         checks.append(self.calico())
+        # Pods an interrupted earlier doctor left behind would block creating them again.
+        self.delete_pods(GPU_SMOKE_POD, NET_SERVER, NET_CLIENT, wait=True)
         if self.inventory.gpu_nodes:
             checks.append(self.runtime_class())
         for node in self.inventory.gpu_nodes:
@@ -282,11 +284,8 @@ class Doctor:
     ) -> tuple[dict[str, Any] | None, str, str]:
         """Create the pod, wait until it ends (or runs, for a server), return (pod, logs, error).
 
-        A pod of an earlier doctor run under the same name is deleted first."""
+        The caller deletes it again (delete_pods), also when this raises."""
         name = manifest["metadata"]["name"]
-        self.cluster.kubectl(
-            "delete", "pod", name, "-n", DOCTOR_NAMESPACE, "--ignore-not-found", "--wait=true"
-        )
         created = self.cluster.kubectl(
             "apply", "-n", DOCTOR_NAMESPACE, "-f", "-", stdin=json.dumps(manifest).encode()
         )
@@ -302,14 +301,21 @@ class Doctor:
             if time.monotonic() > deadline:
                 return pod, "", f"still {phase or 'absent'} after {self.pod_timeout:.0f} s"
             time.sleep(self.poll_interval)
+        if server:
+            return pod, "", ""
         logs = self.cluster.kubectl("logs", name, "-n", DOCTOR_NAMESPACE)
         return pod, logs.stdout, ""
 
-    def delete_pods(self, *names: str) -> None:
-        for name in names:
-            self.cluster.kubectl(
-                "delete", "pod", name, "-n", DOCTOR_NAMESPACE, "--ignore-not-found", "--wait=false"
-            )
+    def delete_pods(self, *names: str, wait: bool = False) -> None:
+        self.cluster.kubectl(
+            "delete",
+            "pod",
+            *names,
+            "-n",
+            DOCTOR_NAMESPACE,
+            "--ignore-not-found",
+            f"--wait={str(wait).lower()}",
+        )
 
     @property
     def pod_timeout(self) -> float:

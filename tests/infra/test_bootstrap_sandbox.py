@@ -477,74 +477,102 @@ def test_doctor_runs_a_gpu_pod_once_the_device_plugin_registered_and_removes_its
 
 
 @pytest.mark.parametrize(
-    ("state", "said", "fix"),
+    ("state", "expected"),
     [
         pytest.param(
             {"pods": [device_plugin_pod(ready=False, waiting="CrashLoopBackOff")]},
-            "llama-gpu-1: device plugin: default/llama-nvidia-device-plugin-x7k2p is Running, not ready:"
-            " waiting: CrashLoopBackOff",
-            "kubectl -n default logs llama-nvidia-device-plugin-x7k2p",
+            [
+                (
+                    "llama-gpu-1: device plugin: default/llama-nvidia-device-plugin-x7k2p is Running,"
+                    " not ready: waiting: CrashLoopBackOff",
+                    "kubectl -n default logs llama-nvidia-device-plugin-x7k2p",
+                )
+            ],
             id="plugin-crashing",
         ),
         pytest.param(
             {"allocatable_gpus": {"llama-gpu-1": 0}},
-            "runs but never registered with the kubelet: nvidia.com/gpu allocatable 0",
-            "ls /var/lib/kubelet/device-plugins",
+            [
+                (
+                    "runs but never registered with the kubelet: nvidia.com/gpu allocatable 0",
+                    "ls /var/lib/kubelet/device-plugins",
+                )
+            ],
             id="plugin-not-registered",
         ),
         pytest.param(
             {"pods": []},
-            "llama-gpu-1: device plugin: its DaemonSet exists but no pod of it runs on this node",
-            "nvidia.com/gpu.present=true",
+            [
+                (
+                    "llama-gpu-1: device plugin: its DaemonSet exists but no pod of it runs on this node",
+                    "nvidia.com/gpu.present=true",
+                )
+            ],
             id="plugin-not-on-the-node",
         ),
+        # Two independent faults per run (each has its own check), to keep the tier short.
         pytest.param(
-            {"pod_gpus_visible": {"llama-gpu-1": 4}},
-            "llama-gpu-1: GPU pod: the pod asked for 1 GPU and sees 4",
-            "NVIDIA_VISIBLE_DEVICES",
-            id="pod-sees-every-gpu",
+            {"pod_gpus_visible": {"llama-gpu-1": 4}, "network": {"cross_node": False}},
+            [
+                ("llama-gpu-1: GPU pod: the pod asked for 1 GPU and sees 4", "NVIDIA_VISIBLE_DEVICES"),
+                (
+                    "pod-to-pod across nodes: llama-gpu-1 -> llama-worker-1 (192.168.",
+                    "UDP 4789 (Calico VXLAN) between the nodes",
+                ),
+            ],
+            id="pod-sees-every-gpu+vxlan-blocked",
         ),
         pytest.param(
-            {"pod_gpus_visible": {"llama-gpu-1": 0}},
-            "llama-gpu-1: GPU pod: nvidia-smi under RuntimeClass nvidia failed: No devices were found",
-            "see the CRI runtimes, RuntimeClass and device plugin checks",
-            id="pod-sees-no-gpu",
+            {"pod_gpus_visible": {"llama-gpu-1": 0}, "network": {"dns": False}},
+            [
+                (
+                    "llama-gpu-1: GPU pod: nvidia-smi under RuntimeClass nvidia failed:"
+                    " No devices were found",
+                    "see the CRI runtimes, RuntimeClass and device plugin checks",
+                ),
+                (
+                    "DNS from a pod: kubernetes.default from llama-gpu-1: ;; connection timed out",
+                    "k8s-app=kube-dns",
+                ),
+            ],
+            id="pod-sees-no-gpu+dns-broken",
         ),
         pytest.param(
             {"runtimeclasses": {}},
-            "RuntimeClass nvidia: absent: GPU pods are rejected (Error from server (NotFound): "
-            'runtimeclasses.node.k8s.io "nvidia" not found)',
-            "make bootstrap (label-gpu-node creates it)",
+            [
+                (
+                    "RuntimeClass nvidia: absent: GPU pods are rejected (Error from server (NotFound): "
+                    'runtimeclasses.node.k8s.io "nvidia" not found)',
+                    "make bootstrap (label-gpu-node creates it)",
+                ),
+                ('pod rejected: RuntimeClass "nvidia" not found', "see the CRI runtimes"),
+            ],
             id="no-runtimeclass",
         ),
         pytest.param(
             {"runtimeclasses": {"nvidia": "runc"}},
-            "RuntimeClass nvidia: handler 'runc', not 'nvidia'",
-            "kubectl delete runtimeclass nvidia",
-            id="runtimeclass-wrong-handler",
-        ),
-        pytest.param(
-            {"network": {"cross_node": False}},
-            "pod-to-pod across nodes: llama-gpu-1 -> llama-worker-1",
-            "UDP 4789",
-            id="vxlan-blocked",
-        ),
-        pytest.param(
-            {"network": {"dns": False}},
-            "DNS from a pod: kubernetes.default from llama-gpu-1: ;; connection timed out",
-            "k8s-app=kube-dns",
-            id="dns-broken",
+            [
+                ("RuntimeClass nvidia: handler 'runc', not 'nvidia'", "kubectl delete runtimeclass nvidia"),
+                ('exec: "nvidia-smi": executable file not found in $PATH', "see the CRI runtimes"),
+            ],
+            id="runtimeclass-with-the-runc-handler",
         ),
     ],
 )
 def test_doctor_fails_what_would_break_gpu_pods_and_prints_the_fix(
-    lab: Lab, cli_files: dict[str, Path], plugin_installed: None, state: dict, said: str, fix: str
+    lab: Lab,
+    cli_files: dict[str, Path],
+    plugin_installed: None,
+    state: dict,
+    expected: list[tuple[str, str]],
 ) -> None:
     lab.set_api(**state)
     doctor = run(lab, cli_args(cli_files, "doctor"))
     assert doctor.result.returncode == 1, doctor.output
     failures = re.findall(r"^FAIL (.*)\n  fix: (.*)$", doctor.output, re.M)
-    assert any(said in line and fix in advice for line, advice in failures), (said, failures)
+    for said, fix in expected:
+        assert any(said in line and fix in advice for line, advice in failures), (said, failures)
+    assert len(failures) == len(expected), failures
     leftovers = [p["metadata"]["name"] for p in lab.api()["pods"] if "doctor" in p["metadata"]["name"]]
     assert leftovers == []
 

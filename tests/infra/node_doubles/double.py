@@ -619,7 +619,8 @@ def container_run(pod: dict, node: str, api: dict) -> tuple[str, int, str]:
     command = [*container.get("command", []), *container.get("args", [])]
     script = command[-1] if command[:2] == ["sh", "-c"] else " ".join(command)
     if command[:1] == ["nvidia-smi"]:
-        if pod["spec"].get("runtimeClassName") != "nvidia":
+        handler = api.get("runtimeclasses", {}).get(pod["spec"].get("runtimeClassName", ""), "runc")
+        if handler != "nvidia":
             return (
                 "Failed",
                 128,
@@ -761,12 +762,13 @@ def kubectl_api(args: list[str], namespace: str, all_namespaces: bool, nodes: di
             )
         print(found[0]["logs"], end="")
     elif verb == "delete" and kind in ("pod", "pods"):
-        kept = [p for p in pods if not (here(p) and p["metadata"]["name"] == name)]
-        if len(kept) == len(pods) and "--ignore-not-found" not in args:
-            fail(f'Error from server (NotFound): pods "{name}" not found')
-        if len(kept) != len(pods):
-            print(f'pod "{name}" deleted')
-        api["pods"] = kept
+        for name in [a for a in args[2:] if not a.startswith("-")]:
+            kept = [p for p in api["pods"] if not (here(p) and p["metadata"]["name"] == name)]
+            if len(kept) == len(api["pods"]) and "--ignore-not-found" not in args:
+                fail(f'Error from server (NotFound): pods "{name}" not found')
+            if len(kept) != len(api["pods"]):
+                print(f'pod "{name}" deleted')
+            api["pods"] = kept
     elif verb in ("apply", "create") and args[args.index("-f") + 1] == "-":
         manifest = json.loads(sys.stdin.read())
         meta = manifest["metadata"]
