@@ -125,6 +125,9 @@ def test_first_bootstrap_follows_the_kubeadm_checklist_on_every_node(lab: Lab, f
     assert init > first_index(calls, "llama-cp-1", "systemctl", "enable", "kubelet")
     assert calls[init]["kubernetesVersion"] == "v1.29.15"
     assert calls[init]["podSubnet"] == "192.168.0.0/16"
+    # The API server advertises the private address (the public one is on no interface of an
+    # EC2 instance: the kubeadm double refuses it) and the nodes join through it.
+    assert calls[init]["advertiseAddress"] == "10.250.0.10"
     operator = first_index(calls, "llama-cp-1", "kubectl", "create", "-f")
     installation = first_index(calls, "llama-cp-1", "kubectl", "apply", "-f")
     token = first_index(calls, "llama-cp-1", "kubeadm", "token", "create")
@@ -132,6 +135,7 @@ def test_first_bootstrap_follows_the_kubeadm_checklist_on_every_node(lab: Lab, f
     assert calls[token]["argv"][2:4] == ["--ttl", "1h"]
     joins = [first_index(calls, n, "kubeadm", "join") for n in ("llama-worker-1", "llama-gpu-1")]
     assert all(j > token for j in joins)
+    assert [calls[j]["endpoint"] for j in joins] == ["10.250.0.10:6443"] * 2
     assert first_index(calls, "llama-cp-1", "kubeadm", "token", "delete") > max(joins)
     # The nvidia runtime is rendered into the one config file; nvidia-ctk never edits it.
     assert not any(c["cmd"] == "nvidia-ctk" for c in calls)
@@ -231,7 +235,8 @@ def test_first_bootstrap_writes_a_private_kubeconfig_for_the_public_endpoint(
     assert first_run.result.returncode == 0, first_run.output
     kubeconfig = cli_files["kubeconfig"]
     assert kubeconfig.stat().st_mode & 0o777 == 0o600
-    assert "server: https://10.250.0.10:6443" in kubeconfig.read_text()
+    # The control plane's public address (the laptop's way in), never the private one it advertises.
+    assert "server: https://198.51.100.110:6443" in kubeconfig.read_text()
 
 
 def test_join_configuration_with_the_token_only_lived_in_a_0600_file(lab: Lab, first_run: Run) -> None:
@@ -407,14 +412,14 @@ def test_an_unreachable_node_fails_after_bounded_retries(
     ghost = {
         "name": "llama-worker-2",
         "role": "worker",
-        "public_ip": "10.250.0.99",
+        "public_ip": "198.51.100.199",
         "private_ip": "10.250.0.99",
     }
     inventory = lab.inventory(tmp_path / "inventory.json", extra_nodes=[ghost])
     state = tmp_path / "state"
     attempt = run(lab, cli_args(cli_files, "bootstrap", inventory=inventory, state=state))
     assert attempt.result.returncode == 1
-    assert "llama-worker-2 (ubuntu@10.250.0.99:22) did not answer SSH after 3 attempts" in attempt.output
+    assert "llama-worker-2 (ubuntu@198.51.100.199:22) did not answer SSH after 3 attempts" in attempt.output
     assert "admin_cidrs" in attempt.output
     assert attempt.seconds < 60
     log = (state / "logs" / "llama-worker-2.log").read_text()

@@ -335,6 +335,25 @@ def field(text: str, name: str) -> str:
     return match.group(1).strip() if match else ""
 
 
+def instance_addresses() -> set[str]:
+    """The addresses the instance itself has: eth0's (the VPC). eth1 carries the sandbox's public
+    address, which on EC2 is the internet gateway's NAT and on no interface of the instance."""
+    shown = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "eth0"], capture_output=True, text=True)
+    return set(re.findall(r"inet (\d+\.\d+\.\d+\.\d+)/", shown.stdout))
+
+
+def check_node_ip(config: str) -> None:
+    """kubelet v1.29 (pkg/kubelet/nodestatus/setters.go, validateNodeIP): --node-ip must be one of
+    the host's addresses, else the kubelet never starts and kubeadm times out waiting for it."""
+    node_ip = field(config, "node-ip")
+    if node_ip and node_ip not in instance_addresses():
+        fail(
+            f'[kubelet-check] kubelet: failed to validate nodeIP: node IP: "{node_ip}" not found in the '
+            "host's network interfaces\n"
+            "error execution phase kubelet-start: timed out waiting for the condition"
+        )
+
+
 def kubeadm(argv: list[str]) -> None:
     if argv[:1] == ["init"]:
         config = Path(argv[argv.index("--config") + 1]).read_text()
@@ -345,6 +364,7 @@ def kubeadm(argv: list[str]) -> None:
             kubernetesVersion=field(config, "kubernetesVersion"),
             podSubnet=field(config, "podSubnet"),
             name=field(config, "name"),
+            advertiseAddress=field(config, "advertiseAddress"),
         )
         if "--skip-token-print" not in argv:
             fail("kubeadm double: init must not print its token (--skip-token-print)")
@@ -361,6 +381,15 @@ def kubeadm(argv: list[str]) -> None:
                     "`--ignore-preflight-errors=...`"
                 )
         address = field(config, "advertiseAddress")
+        if address not in instance_addresses():
+            # etcd and the API server bind the advertise address (kubeadm v1.29's etcd manifest:
+            # --listen-peer-urls=https://ADDRESS:2380): an address the instance lacks stops init.
+            fail(
+                f"[wait-control-plane] etcd: listen tcp {address}:2380: "
+                "bind: cannot assign requested address\n"
+                "error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster"
+            )
+        check_node_ip(config)
         (kube / "manifests").mkdir(parents=True, exist_ok=True)
         (kube / "manifests/kube-apiserver.yaml").write_text("# kube-apiserver static pod (double)\n")
         (kube / "admin.conf").write_text(kubeconfig_text(f"https://{address}:6443"))
@@ -427,8 +456,25 @@ def kubeadm(argv: list[str]) -> None:
         mode = path.stat().st_mode & 0o777
         config = path.read_text()
         name = field(config, "name")
-        record("kubeadm", argv, True, config_mode=oct(mode), name=name)
+        record(
+            "kubeadm",
+            argv,
+            True,
+            config_mode=oct(mode),
+            name=name,
+            endpoint=field(config, "apiServerEndpoint"),
+        )
+        check_node_ip(config)
+        endpoint = field(config, "apiServerEndpoint")
         with Locked():
+            served = load(CLUSTER / "apiserver.json", {}).get("endpoint")
+            if endpoint != served:
+                # Only the API server's private address is open to the nodes (security group).
+                fail(
+                    "error execution phase preflight: couldn't validate the identity of the API Server: "
+                    f'Get "https://{endpoint}/api/v1/namespaces/kube-public/configmaps/cluster-info'
+                    f'?timeout=10s": dial tcp {endpoint}: i/o timeout'
+                )
             if field(config, "token") not in load(CLUSTER / "tokens.json", {}):
                 fail("kubeadm double: [discovery] token is invalid or expired")
             if name in load(CLUSTER / "nodes.json", {}):
