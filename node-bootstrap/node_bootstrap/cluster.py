@@ -52,7 +52,7 @@ def ensure_known_hosts(
         keys = cache.get(node.instance_id)
         if keys is None:
             fetch = fetch or ec2_console_fetcher(inventory.region)
-            keys = console_host_keys(node, fetch, settings.console_timeout)
+            keys = console_host_keys(node, fetch, settings.console_timeout, settings.console_interval)
             cache.put(node.instance_id, keys)
         lines += known_hosts_lines(node, keys)
     cache.keep_only({n.instance_id for n in inventory.nodes})
