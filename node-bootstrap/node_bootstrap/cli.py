@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("cluster", help="terraform apply + bootstrap + kubeconfig + doctor")
     sub.add_parser("bootstrap", help="(re-)run the node bootstrap; idempotent")
-    sub.add_parser("doctor", help="check nodes, Calico, runtimes, driver, device plugin, a GPU pod, pod network")
+    sub.add_parser("doctor", help="check nodes, Calico, runtimes, driver, device plugin, GPU pod, network")
     sub.add_parser("kubeconfig", help="fetch the admin kubeconfig")
     sub.add_parser("destroy", help="terraform destroy")
     return parser
