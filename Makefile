@@ -83,7 +83,7 @@ cluster: deps ## Terraform apply + kubeadm bootstrap + kubeconfig + doctor (SSH_
 bootstrap: deps ## Re-run the node bootstrap (idempotent) against the existing machines
 	@$(BOOTSTRAP) bootstrap
 
-doctor: deps ## Check nodes, Calico, GPU driver/runtime and allocatable GPUs; prints the fix for each failure
+doctor: deps ## Check nodes, Calico, CRI runtimes, driver module, RuntimeClass, device plugin, a one-GPU pod and the pod network; prints the fix for each failure
 	@$(BOOTSTRAP) doctor
 
 kubeconfig: deps ## Fetch the cluster's kubeconfig to ./kubeconfig

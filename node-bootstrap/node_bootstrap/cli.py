@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("cluster", help="terraform apply + bootstrap + kubeconfig + doctor")
     sub.add_parser("bootstrap", help="(re-)run the node bootstrap; idempotent")
-    sub.add_parser("doctor", help="check nodes, Calico, GPU driver/runtime, allocatable GPUs")
+    sub.add_parser("doctor", help="check nodes, Calico, runtimes, driver, device plugin, GPU pod, network")
     sub.add_parser("kubeconfig", help="fetch the admin kubeconfig")
     sub.add_parser("destroy", help="terraform destroy")
     return parser
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, console: Console, redactor: Redactor) -> int:
             console.print(f"kubeconfig written to {path}: export KUBECONFIG={path}")
         if args.command in ("cluster", "doctor"):
             checks = Doctor(cluster).run()
-            print_checks(checks, console)
+            print_checks(checks, console, table=settings.live)
             if any(c.status == "fail" for c in checks):
                 return 1
         return 0

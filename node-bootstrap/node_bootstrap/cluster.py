@@ -28,7 +28,7 @@ from .render import (
     kubeadm_init_config,
 )
 from .settings import Settings, ecr_credential_provider, node_env, render_node_env
-from .ssh import NodeSession
+from .ssh import NodeSession, Result
 from .steps import ALL_SCRIPTS
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -57,7 +57,7 @@ def ensure_known_hosts(
         keys = cache.get(node.instance_id)
         if keys is None:
             fetch = fetch or ec2_console_fetcher(inventory.region)
-            keys = console_host_keys(node, fetch, settings.console_timeout)
+            keys = console_host_keys(node, fetch, settings.console_timeout, settings.console_interval)
             cache.put(node.instance_id, keys)
         lines += known_hosts_lines(node, keys)
     cache.keep_only({n.instance_id for n in inventory.nodes})
@@ -141,6 +141,13 @@ class Cluster:
         return " ".join(["bash", shlex.quote(path), *map(shlex.quote, args)])
 
     # -- kubectl on the control plane ---------------------------------------------------------
+    def kubectl(self, *args: str, stdin: bytes | None = None, timeout: float = 60) -> Result:
+        """kubectl on the control plane as the cluster admin; the caller reads the exit code."""
+        quoted = " ".join(map(shlex.quote, args))
+        return self.control_plane.run(
+            f"kubectl --kubeconfig={ADMIN_KUBECONFIG} {quoted}", stdin=stdin, check=False, timeout=timeout
+        )
+
     def kubectl_json(self, *args: str, check: bool = True) -> dict[str, Any] | None:
         quoted = " ".join(map(shlex.quote, args))
         command = f"kubectl --kubeconfig={ADMIN_KUBECONFIG} {quoted} -o json"

@@ -1,14 +1,19 @@
 """Checks of a bootstrapped cluster; each failure comes with the command that fixes it.
 
-The GPU checks go through NVML on the node (`nvidia-smi` is NVML's command-line front end):
-driver version, compute capability and memory, then the containerd runtime and, once the
-platform chart is installed, `nvidia.com/gpu` allocatable.
+What breaks a real cluster, checked where it shows: the runtimes as containerd's CRI plugin
+loaded them (`crictl info`), the driver module built for the running kernel and answering NVML
+(`nvidia-smi`), the model cache on the instance store, the RuntimeClass `nvidia`, the device
+plugin running and registered (`nvidia.com/gpu` allocatable), a pod that runs `nvidia-smi`
+under the nvidia runtime and must see exactly one GPU, and pod-to-pod traffic and DNS between
+two nodes (VXLAN, security group, MTU). The doctor's own pods are deleted again.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -153,8 +158,13 @@ class Doctor:
         for node in self.inventory.nodes:
             checks.append(self.cri_runtimes(node))
         checks.append(self.calico())
+        # Pods an interrupted earlier doctor left behind would block creating them again.
+        self.delete_pods(GPU_SMOKE_POD, NET_SERVER, NET_CLIENT, wait=True)
+        if self.inventory.gpu_nodes:
+            checks.append(self.runtime_class())
         for node in self.inventory.gpu_nodes:
             checks += self.gpu_node(node, by_name.get(node.name))
+        checks += self.pod_network()
         return checks
 
     def node_ready(self, node: Node, item: dict | None) -> Check:
@@ -223,6 +233,7 @@ class Doctor:
             )
         else:
             checks += gpu_checks(node.name, parse_nvidia_smi(smi.stdout))
+        checks.append(self.driver_module(node))
         checks.append(self.model_cache(node))
         labels = (item or {}).get("metadata", {}).get("labels", {})
         taints = (item or {}).get("spec", {}).get("taints") or []
@@ -237,25 +248,117 @@ class Doctor:
                 "make bootstrap (labels and taints GPU nodes)",
             )
         )
-        allocatable = (item or {}).get("status", {}).get("allocatable", {}).get("nvidia.com/gpu", "0")
-        if int(allocatable) > 0:
-            checks.append(Check(f"{node.name}: nvidia.com/gpu allocatable", "ok", allocatable))
-        else:
-            plugin = self.cluster.kubectl_json(
-                "get", "daemonsets", "-A", "-l", "app.kubernetes.io/component=gpu-device-plugin", check=False
-            )
-            installed = bool(plugin and plugin.get("items"))
-            checks.append(
-                Check(
-                    f"{node.name}: nvidia.com/gpu allocatable",
-                    "fail" if installed else "warn",
-                    "0 although the device plugin runs" if installed else "0: no device plugin installed yet",
-                    "kubectl -n NAMESPACE logs ds/RELEASE-nvidia-device-plugin; see the runtime check"
-                    if installed
-                    else "helm install llama ./charts/platform -f values/aws-t4.yaml",
-                )
-            )
+        allocatable = int((item or {}).get("status", {}).get("allocatable", {}).get("nvidia.com/gpu", "0"))
+        plugin = self.device_plugin(node, allocatable)
+        checks.append(plugin)
+        checks.append(self.gpu_smoke_pod(node) if plugin.status == "ok" else skipped_smoke_pod(node))
         return checks
+
+    # -- the driver module, the RuntimeClass, the device plugin ------------------------------
+    def driver_module(self, node: Node) -> Check:
+        session = self.cluster.sessions[node.name]
+        kernel = session.run("uname -r", check=False, timeout=30).stdout.strip()
+        info = session.run("modinfo -F vermagic nvidia", check=False, timeout=30)
+        return driver_module_check(node, kernel, info.stdout if info.code == 0 else None, info.stderr)
+
+    def runtime_class(self) -> Check:
+        result = self.cluster.kubectl("get", "runtimeclass", RUNTIME_CLASS, "-o", "json")
+        found = json.loads(result.stdout) if result.code == 0 else None
+        return runtime_class_check(found, result.stderr)
+
+    def device_plugin(self, node: Node, allocatable: int) -> Check:
+        pods = self.cluster.kubectl_json("get", "pods", "-A", "-l", DEVICE_PLUGIN_SELECTOR, check=False)
+        daemonsets = self.cluster.kubectl_json(
+            "get", "daemonsets", "-A", "-l", DEVICE_PLUGIN_SELECTOR, check=False
+        )
+        return device_plugin_check(
+            node,
+            [p for p in (pods or {}).get("items", []) if p.get("spec", {}).get("nodeName") == node.name],
+            bool((daemonsets or {}).get("items")),
+            allocatable,
+        )
+
+    # -- pods the doctor runs ---------------------------------------------------------------
+    def run_pod(
+        self, manifest: dict[str, Any], server: bool = False
+    ) -> tuple[dict[str, Any] | None, str, str]:
+        """Create the pod, wait until it ends (or runs, for a server), return (pod, logs, error).
+
+        The caller deletes it again (delete_pods), also when this raises."""
+        name = manifest["metadata"]["name"]
+        created = self.cluster.kubectl(
+            "apply", "-n", DOCTOR_NAMESPACE, "-f", "-", stdin=json.dumps(manifest).encode()
+        )
+        if created.code != 0:
+            return None, "", (created.stdout + created.stderr).strip()
+        deadline = time.monotonic() + self.pod_timeout
+        pod: dict[str, Any] | None = None
+        while True:
+            pod = self.cluster.kubectl_json("get", "pod", name, "-n", DOCTOR_NAMESPACE, check=False)
+            phase = (pod or {}).get("status", {}).get("phase")
+            if phase in ("Succeeded", "Failed") or (phase == "Running" and server):
+                break
+            if time.monotonic() > deadline:
+                return pod, "", f"still {phase or 'absent'} after {self.pod_timeout:.0f} s"
+            time.sleep(self.poll_interval)
+        if server:
+            return pod, "", ""
+        logs = self.cluster.kubectl("logs", name, "-n", DOCTOR_NAMESPACE)
+        return pod, logs.stdout, ""
+
+    def delete_pods(self, *names: str, wait: bool = False) -> None:
+        self.cluster.kubectl(
+            "delete",
+            "pod",
+            *names,
+            "-n",
+            DOCTOR_NAMESPACE,
+            "--ignore-not-found",
+            f"--wait={str(wait).lower()}",
+        )
+
+    @property
+    def pod_timeout(self) -> float:
+        return min(self.cluster.settings.gate_timeout, DOCTOR_POD_TIMEOUT)
+
+    @property
+    def poll_interval(self) -> float:
+        return self.cluster.settings.gate_interval
+
+    def gpu_smoke_pod(self, node: Node) -> Check:
+        manifest = gpu_smoke_pod_manifest(node)
+        try:
+            pod, logs, error = self.run_pod(manifest)
+        finally:
+            self.delete_pods(manifest["metadata"]["name"])
+        return gpu_smoke_check(node, pod, logs, error)
+
+    def pod_network(self) -> list[Check]:
+        """A server pod on one node and a client on another: DNS, then HTTP to the server's pod IP."""
+        nodes = sorted(self.inventory.joining_nodes, key=lambda n: n.is_gpu) or [self.inventory.control_plane]
+        server_node, client_node = nodes[0], nodes[-1]
+        if server_node == client_node and len(self.inventory.nodes) > 1:
+            server_node = self.inventory.control_plane
+        server = net_server_manifest(server_node)
+        try:
+            pod, _, error = self.run_pod(server, server=True)
+            address = (pod or {}).get("status", {}).get("podIP", "")
+            if not address or (pod or {}).get("status", {}).get("phase") != "Running":
+                return [
+                    Check(
+                        "pod network",
+                        "fail",
+                        f"the test server pod on {server_node.name} did not start: "
+                        + (error or pod_problem(pod)),
+                        f"kubectl describe pod {NET_SERVER} (while make doctor runs);"
+                        " kubectl -n calico-system get pods -o wide",
+                    )
+                ]
+            client = net_client_manifest(client_node, address)
+            pod, logs, error = self.run_pod(client)
+        finally:
+            self.delete_pods(NET_SERVER, NET_CLIENT)
+        return net_checks(server_node, client_node, address, pod, logs, error)
 
 
 MODEL_CACHE_DIR = "/mnt/model-cache"
@@ -281,19 +384,290 @@ def model_cache_check(node: Node, mounted: bool, has_instance_store: bool, owner
     return Check(name, "ok", f"{MODEL_CACHE_DIR} on {where}, {VLLM_CACHE_DIR} owned by {VLLM_UID_GID}")
 
 
-def print_checks(checks: list[Check], console: Console) -> None:
-    table = Table(title="node-bootstrap doctor")
-    table.add_column("check")
-    table.add_column("result")
-    table.add_column("detail", overflow="fold")
-    table.add_column("fix", overflow="fold")
-    colours = {"ok": "green", "warn": "yellow", "fail": "bold red"}
-    for check in checks:
-        table.add_row(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail, check.fix)
-    console.print(table)
+RUNTIME_CLASS = "nvidia"
+DEVICE_PLUGIN_SELECTOR = "app.kubernetes.io/component=gpu-device-plugin"
+DOCTOR_NAMESPACE = "default"
+DOCTOR_POD_TIMEOUT = 240.0  # an image pull on a fresh node; the pods are tiny
+GPU_SMOKE_POD = "node-bootstrap-doctor-gpu"
+NET_SERVER = "node-bootstrap-doctor-net-server"
+NET_CLIENT = "node-bootstrap-doctor-net-client"
+# nvidia-smi comes into the container from the host through the NVIDIA runtime
+# (NVIDIA_DRIVER_CAPABILITIES=utility); the image only needs glibc. Pinned, as every image here.
+GPU_SMOKE_IMAGE = "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"
+NET_IMAGE = "busybox:1.36.1"
+NET_PORT = 8080
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+CONTROL_PLANE_TOLERATION = {
+    "key": "node-role.kubernetes.io/control-plane",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "runAsUser": 65534,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def driver_module_check(node: Node, kernel: str, vermagic: str | None, error: str = "") -> Check:
+    """The nvidia module in /lib/modules of the running kernel, built for exactly that kernel."""
+    name = f"{node.name}: driver module for the running kernel"
+    fix = (
+        f"make bootstrap (installs linux-modules-nvidia-580-server-{kernel or '$(uname -r)'} or rebuilds with"
+        " DKMS, then reboots); on the node: dkms status; apt-mark showhold"
+    )
+    if vermagic is None:
+        said = error.strip().splitlines()[-1] if error.strip() else "modinfo failed"
+        return Check(name, "fail", f"no nvidia module for kernel {kernel}: {said}", fix)
+    built_for = vermagic.split()[0] if vermagic.split() else "?"
+    if built_for != kernel:
+        return Check(
+            name, "fail", f"nvidia module built for {built_for}, the running kernel is {kernel}", fix
+        )
+    return Check(name, "ok", f"nvidia built for {kernel}")
+
+
+def runtime_class_check(found: dict[str, Any] | None, error: str = "") -> Check:
+    name = f"RuntimeClass {RUNTIME_CLASS}"
+    fix = "make bootstrap (label-gpu-node creates it)"
+    if found is None:
+        return Check(name, "fail", f"absent: GPU pods are rejected ({error.strip() or 'NotFound'})", fix)
+    if found.get("handler") != RUNTIME_CLASS:
+        return Check(
+            name,
+            "fail",
+            f"handler {found.get('handler')!r}, not {RUNTIME_CLASS!r}:"
+            " GPU pods would run without the NVIDIA runtime",
+            f"kubectl delete runtimeclass {RUNTIME_CLASS}; then {fix}",
+        )
+    return Check(name, "ok", f"handler {RUNTIME_CLASS} (containerd's nvidia runtime)")
+
+
+def container_problem(pod: dict[str, Any]) -> str:
+    for status in pod.get("status", {}).get("containerStatuses", []):
+        state = status.get("state", {})
+        if "waiting" in state:
+            waiting = state["waiting"]
+            return f"waiting: {waiting.get('reason', '?')} {waiting.get('message', '')}".strip()
+        if "terminated" in state:
+            ended = state["terminated"]
+            said = f"exited {ended.get('exitCode')} ({ended.get('reason', '?')})"
+            return f"{said} {ended.get('message', '')}".strip()
+    return ""
+
+
+def pod_problem(pod: dict[str, Any] | None) -> str:
+    """Why a pod is not where it should be, in the words of the scheduler or the kubelet."""
+    if pod is None:
+        return "the pod does not exist"
+    for condition in pod.get("status", {}).get("conditions", []):
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return f"not scheduled: {condition.get('message', condition.get('reason', ''))}"
+    return container_problem(pod) or f"phase {pod.get('status', {}).get('phase', '?')}"
+
+
+def device_plugin_check(node: Node, pods: list[dict[str, Any]], installed: bool, allocatable: int) -> Check:
+    name = f"{node.name}: device plugin"
+    if not pods:
+        if not installed:
+            return Check(
+                name,
+                "warn",
+                "not installed yet: nvidia.com/gpu allocatable 0 until the platform chart runs it",
+                "helm install llama ./charts/platform -f values/aws-t4.yaml",
+            )
+        return Check(
+            name,
+            "fail",
+            "its DaemonSet exists but no pod of it runs on this node",
+            "kubectl get ds -A -l app.kubernetes.io/component=gpu-device-plugin; the node needs the label"
+            " nvidia.com/gpu.present=true (make bootstrap)",
+        )
+    pod = pods[0]
+    where = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata']['name']}"
+    phase = pod.get("status", {}).get("phase")
+    ready = all(c.get("ready") for c in pod.get("status", {}).get("containerStatuses", [{}]))
+    if phase != "Running" or not ready:
+        return Check(
+            name,
+            "fail",
+            f"{where} is {phase}, not ready: {pod_problem(pod)}",
+            f"kubectl -n {pod['metadata'].get('namespace', 'default')} logs {pod['metadata']['name']};"
+            " a plugin without NVML is the runtime or driver check above",
+        )
+    if allocatable < 1:
+        return Check(
+            name,
+            "fail",
+            f"{where} runs but never registered with the kubelet: nvidia.com/gpu allocatable 0",
+            f"kubectl -n {pod['metadata'].get('namespace', 'default')} logs {pod['metadata']['name']};"
+            " on the node: ls /var/lib/kubelet/device-plugins; kubectl delete pod of the plugin to"
+            " make it register again",
+        )
+    return Check(name, "ok", f"{where} Running and registered: nvidia.com/gpu allocatable {allocatable}")
+
+
+def gpu_smoke_pod_manifest(node: Node) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": GPU_SMOKE_POD, "labels": {"app.kubernetes.io/name": "node-bootstrap-doctor"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "runtimeClassName": RUNTIME_CLASS,
+            "nodeSelector": {"kubernetes.io/hostname": node.name},
+            "tolerations": [GPU_TOLERATION],
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "nvidia-smi",
+                    "image": GPU_SMOKE_IMAGE,
+                    "command": ["nvidia-smi", "-L"],
+                    "env": [{"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"}],
+                    "resources": {"limits": {"nvidia.com/gpu": 1}},
+                    "securityContext": RESTRICTED,
+                }
+            ],
+        },
+    }
+
+
+def skipped_smoke_pod(node: Node) -> Check:
+    return Check(
+        f"{node.name}: GPU pod", "warn", "not run: no device plugin with an allocatable GPU (see above)"
+    )
+
+
+def gpu_smoke_check(node: Node, pod: dict[str, Any] | None, logs: str, error: str) -> Check:
+    name = f"{node.name}: GPU pod"
+    fix = (
+        "see the CRI runtimes, RuntimeClass and device plugin checks; kubectl describe pod"
+        f" {GPU_SMOKE_POD} while it runs (make doctor)"
+    )
+    phase = (pod or {}).get("status", {}).get("phase")
+    if pod is None or phase not in ("Succeeded", "Failed"):
+        return Check(name, "fail", f"nvidia-smi pod did not finish: {error or pod_problem(pod)}", fix)
+    gpus = [line for line in logs.splitlines() if line.startswith("GPU ")]
+    if phase == "Failed":
+        said = logs.strip().splitlines()[-1] if logs.strip() else pod_problem(pod)
+        return Check(name, "fail", f"nvidia-smi under RuntimeClass {RUNTIME_CLASS} failed: {said}", fix)
+    if len(gpus) != 1:
+        return Check(
+            name,
+            "fail",
+            f"the pod asked for 1 GPU and sees {len(gpus)}",
+            "the device plugin must pass only the allocated GPU (NVIDIA_VISIBLE_DEVICES); check the"
+            " plugin's deviceListStrategy and that no pod sets NVIDIA_VISIBLE_DEVICES=all",
+        )
+    return Check(name, "ok", f"runtimeClassName {RUNTIME_CLASS}, 1 GPU: {gpus[0]}")
+
+
+def _net_pod(name: str, node: Node, command: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "node-bootstrap-doctor"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "nodeName": node.name,
+            "tolerations": [GPU_TOLERATION, CONTROL_PLANE_TOLERATION],
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "net",
+                    "image": NET_IMAGE,
+                    "command": ["sh", "-c", command],
+                    "securityContext": RESTRICTED,
+                }
+            ],
+        },
+    }
+
+
+def net_server_manifest(node: Node) -> dict[str, Any]:
+    return _net_pod(NET_SERVER, node, f"mkdir -p /tmp/www && exec httpd -f -p {NET_PORT} -h /tmp/www")
+
+
+def net_client_manifest(node: Node, server_ip: str) -> dict[str, Any]:
+    return _net_pod(
+        NET_CLIENT,
+        node,
+        "nslookup kubernetes.default.svc.cluster.local && echo dns-ok"
+        f" && wget -q -T 5 -O /dev/null http://{server_ip}:{NET_PORT}/ && echo pod-to-pod-ok",
+    )
+
+
+def net_checks(
+    server: Node, client: Node, address: str, pod: dict[str, Any] | None, logs: str, error: str
+) -> list[Check]:
+    across = f"{client.name} -> {server.name}"
+    dns_fix = (
+        "kubectl -n kube-system get pods -l k8s-app=kube-dns -o wide; CoreDNS on another node is reached"
+        " over VXLAN: see the pod-to-pod check"
+    )
+    net_fix = (
+        "the security group must allow UDP 4789 (Calico VXLAN) between the nodes (terraform/security.tf);"
+        " Calico's MTU must be the ENI's minus 50 (8951 for 9001); kubectl -n calico-system get pods -o wide"
+    )
+    phase = (pod or {}).get("status", {}).get("phase")
+    if pod is None or phase not in ("Succeeded", "Failed"):
+        problem = error or pod_problem(pod)
+        return [
+            Check("DNS from a pod", "fail", f"client pod on {client.name} did not finish: {problem}", dns_fix)
+        ]
+    said = logs.strip().splitlines()[-1] if logs.strip() else pod_problem(pod)
+    dns_ok = "dns-ok" in logs.split()
+    checks = [
+        Check.passed_if(
+            "DNS from a pod",
+            dns_ok,
+            f"kubernetes.default from {client.name}" + ("" if dns_ok else f": {said}"),
+            dns_fix,
+        )
+    ]
+    if dns_ok:
+        reached = "pod-to-pod-ok" in logs.split()
+        checks.append(
+            Check.passed_if(
+                "pod-to-pod across nodes",
+                reached,
+                f"{across} ({address}:{NET_PORT})" + ("" if reached else f": {said}"),
+                net_fix,
+            )
+        )
+    return checks
+
+
+def print_checks(checks: list[Check], console: Console, table: bool = True) -> None:
+    """A table (table=False: one plain line per check, for logs), then every failure once more."""
+    if table:
+        view = Table(title="node-bootstrap doctor")
+        view.add_column("check")
+        view.add_column("result")
+        view.add_column("detail", overflow="fold")
+        view.add_column("fix", overflow="fold")
+        colours = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+        for check in checks:
+            view.add_row(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail, check.fix)
+        console.print(view)
+    else:
+        for check in checks:
+            if check.status != "fail":
+                line = f"{check.status.upper():4} {check.name}: {check.detail}"
+                console.print(
+                    line + (f" (next: {check.fix})" if check.fix else ""),
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
     # The failures once more as plain lines: whole sentences to copy, also in a narrow CI log.
     for check in checks:
         if check.status == "fail":
             console.print(
-                f"FAIL {check.name}: {check.detail}\n  fix: {check.fix}", markup=False, highlight=False
+                f"FAIL {check.name}: {check.detail}\n  fix: {check.fix}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
             )

@@ -34,6 +34,7 @@ class Settings:
     gate_timeout: float = 900.0
     gate_interval: float = 5.0
     console_timeout: float = 600.0
+    console_interval: float = 15.0  # between reads of an instance's console output
     reboot_wait: float = 20.0  # before reconnecting: sshd must have gone down first
     auto_approve: bool = False
     live: bool = True

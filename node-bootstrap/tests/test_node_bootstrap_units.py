@@ -235,10 +235,15 @@ def test_kubelet_reserves_memory_so_vllms_limit_still_fits_the_gpu_node() -> Non
     assert kubelet["systemReserved"]["memory"] == "512Mi" and kubelet["kubeReserved"]["memory"] == "512Mi"
     assert kubelet["evictionHard"]["memory.available"] == "300Mi"
     assert kubelet["enforceNodeAllocatable"] == ["pods"]
-    # g4dn.xlarge: 16 GiB, of which the kernel reports about 15 700 MiB as MemTotal.
-    allocatable = KUBELET_RESERVED.allocatable_memory_mib(15_700)
-    vllm_limit, node_agents = 13 * 1024, 600  # values/aws-t4.yaml; device plugin, DCGM, calico, kube-proxy
-    assert vllm_limit + node_agents <= allocatable < 15_700 - 1024
+    # The chart's validation of vLLM's memory limit counts on exactly these reservations: one set
+    # of numbers, kept equal here (charts/platform/charts/vllm-llama/values.yaml gpu.profiles).
+    values = Path(__file__).resolve().parents[2] / "charts/platform/charts/vllm-llama/values.yaml"
+    chart = yaml.safe_load(values.read_text())["gpu"]
+    for name, profile in chart["profiles"].items():
+        assert profile["nodeReservedMemoryMiB"] == KUBELET_RESERVED.total_memory_mib, name
+        allocatable = KUBELET_RESERVED.allocatable_memory_mib(profile["nodeMemoryMiB"])
+        t4_limit = 13 * 1024  # values/aws-t4.yaml and aws-a10g.yaml
+        assert t4_limit + chart["nodeAgentsMemoryMiB"] <= allocatable < profile["nodeMemoryMiB"] - 1024, name
 
 
 def test_rendered_join_config_taints_and_labels_only_gpu_nodes() -> None:

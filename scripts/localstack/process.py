@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,11 +27,27 @@ class StartupError(RuntimeError):
     """A process exited or did not become ready in time; the message names it and its log."""
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the kernel says is free right now on `host` (loopback by default)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port free right now on `host`, from below the kernel's ephemeral range.
+
+    A port the kernel hands out for outgoing connections (bind to 0 gives one of those) can be
+    taken by any client's connection between this check and the server's bind; ports below the
+    range are only ever taken by a bind."""
+    low, _ = _ephemeral_range()
+    candidates = list(range(max(1024, low - 12000), low))
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        if port_is_free(port, host):
+            return port
+    raise OSError(f"no free port on {host} in {max(1024, low - 12000)}-{low - 1}")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -137,3 +137,15 @@ def test_autoscaling_to_zero_is_refused_by_the_schema() -> None:
 def test_too_few_batched_tokens_for_the_sequences_fails() -> None:
     message = _fails(T4, _vllm(vllm={"maxNumBatchedTokens": 16, "maxNumSeqs": 32}))
     assert "vllm-llama.vllm.maxNumBatchedTokens (16) is below vllm-llama.vllm.maxNumSeqs (32)" in message
+
+
+def test_a_vllm_memory_limit_beyond_the_gpu_nodes_allocatable_fails_with_the_largest_that_fits() -> None:
+    # g4dn.xlarge: 15700 MiB capacity - 1324 MiB the kubelet reserves = 14376 allocatable, less
+    # 768 MiB for the node agents: 13608 MiB. values/aws-t4.yaml's 13Gi (13312 MiB) fits.
+    message = _fails(T4, _vllm(resources={"limits": {"memory": "14Gi"}}))
+    assert "vllm-llama.resources.limits.memory (14336 MiB) does not fit the T4 node" in message
+    assert "14376 MiB allocatable" in message
+    assert "set vllm-llama.resources.limits.memory to at most 13608Mi" in message
+    cases.render_with(T4, _vllm(resources={"limits": {"memory": "13608Mi"}}))
+    # Decimal units count too: 15 G is 14306 MiB.
+    assert "(14306 MiB)" in _fails(T4, _vllm(resources={"limits": {"memory": "15G"}}))

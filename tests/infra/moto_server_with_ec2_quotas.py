@@ -1,10 +1,15 @@
-"""moto server that also answers Service Quotas for EC2's G and VT vCPU quotas.
+"""moto server that also answers Service Quotas for EC2's G and VT vCPU quotas, and gives each
+instance its own console output.
 
 moto (the pinned version) implements Service Quotas only for `vpc` and answers any EC2 quota
 code with NoSuchResourceException, which a real account never does. This wrapper answers the
 EC2 codes (GetServiceQuota and GetAWSDefaultServiceQuota) from the JSON file named by
 MOTO_EC2_QUOTAS_FILE ({"L-DB2E81BA": 4, ...}), read at
-each call so a test can change the account's quota, and otherwise behaves as moto's own server:
+each call so a test can change the account's quota. GetConsoleOutput answers, for an instance,
+the text of MOTO_CONSOLE_DIR/<instance id>.txt when that file exists (what cloud-init printed on
+its first boot, written by the test when the "instance" has booted), else moto's own sample text
+(a console without host keys: before cloud-init got there, or after a stop/start, since
+`Latest=True` output no longer holds them). Otherwise it behaves as moto's own server:
 `python moto_server_with_ec2_quotas.py -H 127.0.0.1 -p PORT`.
 """
 
@@ -16,6 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
+from moto.ec2.responses.general import General
+from moto.ec2.utils import Base64EncodedString
 from moto.server import main
 from moto.servicequotas.models import ServiceQuotasBackend
 from moto.servicequotas.responses import ServiceQuotasResponse
@@ -56,6 +65,25 @@ def get_aws_default_service_quota_response(self: ServiceQuotasResponse) -> str:
     return json.dumps({"Quota": quota})
 
 
+_moto_console = General.get_console_output
+
+
+def get_console_output(self: General) -> ActionResult:
+    instance_id = self._get_param("InstanceId")
+    console = Path(os.environ.get("MOTO_CONSOLE_DIR", "/nonexistent")) / f"{instance_id}.txt"
+    if not console.is_file():
+        return _moto_console(self)
+    instance = self.ec2_backend.get_instance(instance_id)  # an unknown id fails as in moto
+    return ActionResult(
+        {
+            "InstanceId": instance.id,
+            "Timestamp": utcnow(),
+            "Output": Base64EncodedString.from_raw_string(console.read_text()),
+        }
+    )
+
+
+General.get_console_output = get_console_output  # type: ignore[method-assign]
 ServiceQuotasBackend.get_service_quota = get_service_quota  # type: ignore[method-assign]
 ServiceQuotasResponse.get_aws_default_service_quota = get_aws_default_service_quota_response  # type: ignore[attr-defined]
 

@@ -60,10 +60,17 @@ def loaded_by_containerd(etc_containerd: Path, workdir: Path) -> dict:
         plugins = subprocess.run(
             ["ctr", "--address", str(sock), "plugins", "ls"], capture_output=True, text=True, check=True
         ).stdout
-        try:
-            result = cri_status(str(sock))
-        except RuntimeError as error:
-            result = {"error": str(error)}
+        # The socket appears before every gRPC service is served: right after the start an
+        # answer can be a reset stream (curl exit 92, no gRPC status). Ask again then, briefly.
+        for _ in range(20):
+            try:
+                result = cri_status(str(sock))
+            except RuntimeError as error:
+                result = {"error": str(error)}
+                if str(error).startswith("connect: connection error"):
+                    time.sleep(0.25)
+                    continue
+            break
         result["plugins"] = plugins
         return result
     finally:

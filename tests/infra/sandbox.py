@@ -1,20 +1,25 @@
 """Three sandboxed "EC2 nodes" on this machine: real OpenSSH servers in network namespaces.
 
 Each node is
-  - a network namespace with its own address on a bridge (10.250.0.0/24 exists only inside the
-    namespaces created here; the host's own namespace gets no interface or address),
+  - a network namespace with two addresses, as an EC2 instance has: a private one on the VPC
+    bridge (10.250.0.0/24, eth0), which only the nodes share, and a public one on the "internet"
+    bridge (198.51.100.0/24, TEST-NET-2, eth1), the only one the admin namespace reaches. On EC2
+    the public address is the internet gateway's 1:1 NAT and is on no interface of the instance:
+    the doubles treat eth1 as absent (kubeadm cannot advertise it, a join through it times out).
+    So a public address used where the private one belongs, or the reverse, fails a test. Both
+    networks exist only inside the namespaces created here; the host's own gets no address,
   - a private mount namespace whose root is an overlay of this machine's / with a per-node
     upper directory, entered with chroot: the node scripts really write /etc/fstab,
     /etc/modules-load.d, /etc/sysctl.d, apt sources, containerd config and run real apt-get and
     dpkg, and all of it lands in that node's upper directory, never on this machine,
-  - an sshd (Debian openssh-server) with its own host key, listening on the node's address,
+  - an sshd (Debian openssh-server) with its own host key, listening on all the node's addresses,
   - the test doubles (tests/infra/node_doubles) for the kernel and init (modprobe, sysctl,
     swapon/swapoff, systemctl, mount) in /usr/local/sbin, and double apt repositories
     (apt_doubles.py) for kubeadm/kubelet/kubectl/crictl, the NVIDIA driver and toolkit,
   - the real containerd of this machine (Debian's package, seen through the overlay root):
     `systemctl restart containerd` (double) really starts it with the node's
     /etc/containerd/config.toml, and `ctr` and crictl's double ask it what it loaded.
-The orchestrator runs in a fourth namespace ("admin") on the same bridge, like a laptop.
+The orchestrator runs in a fourth namespace ("admin") on the public bridge only, like a laptop.
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ from scripts.localstack.process import ManagedProcess, stop_pid
 from .apt_doubles import build_kubernetes_release, build_repositories
 
 HERE = Path(__file__).resolve().parent
-SUBNET = "10.250.0"
+SUBNET = "10.250.0"  # the VPC: eth0 of every node
+PUBLIC_SUBNET = "198.51.100"  # the internet: eth1 of every node (its public IP) and the admin laptop
 KERNEL_DOUBLES = [
     "cloud-init",
     "modprobe",
+    "modinfo",
     "sysctl",
     "swapon",
     "swapoff",
@@ -79,11 +86,17 @@ def namespaces_available() -> str | None:
 class SandboxNode:
     name: str
     role: str
-    address: str
+    private_address: str
+    public_address: str
     netns: str
     dir: Path
     host_public_key: str = ""
     sshd: ManagedProcess | None = None
+
+    @property
+    def address(self) -> str:
+        """Where the admin laptop reaches the node (SSH, the API server): its public address."""
+        return self.public_address
 
     @property
     def upper(self) -> Path:
@@ -93,8 +106,8 @@ class SandboxNode:
         return {
             "name": self.name,
             "role": self.role,
-            "public_ip": self.address,
-            "private_ip": self.address,
+            "public_ip": self.public_address,
+            "private_ip": self.private_address,
             "instance_id": f"i-{abs(hash(self.name)) % 16**17:017x}",
             "instance_type": "g4dn.xlarge" if self.role == "gpu-worker" else "t3.medium",
         }
@@ -132,30 +145,37 @@ class Lab:
         self._netns.append(name)
         sh("ip", "-n", name, "link", "set", "lo", "up")
 
-    def _plug(self, netns: str, index: int, address: str) -> None:
-        """A veth from the bridge (in the lan namespace) to eth0 in `netns`."""
-        port = f"p{index}"
-        sh("ip", "-n", self.lan, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", netns)
-        sh("ip", "-n", self.lan, "link", "set", port, "master", "br0", "up")
-        sh("ip", "-n", netns, "addr", "add", f"{address}/24", "dev", "eth0")
-        sh("ip", "-n", netns, "link", "set", "eth0", "up")
+    def _plug(self, netns: str, port: str, bridge: str, device: str, address: str) -> None:
+        """A veth from `bridge` (in the lan namespace) to `device` in `netns`."""
+        sh("ip", "-n", self.lan, "link", "add", port, "type", "veth", "peer", "name", device, "netns", netns)
+        sh("ip", "-n", self.lan, "link", "set", port, "master", bridge, "up")
+        sh("ip", "-n", netns, "addr", "add", f"{address}/24", "dev", device)
+        sh("ip", "-n", netns, "link", "set", device, "up")
 
     def build_network(self) -> None:
         self._add_netns(self.lan)
-        sh("ip", "-n", self.lan, "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", self.lan, "link", "set", "br0", "up")
+        for bridge in ("vpc", "inet"):
+            sh("ip", "-n", self.lan, "link", "add", bridge, "type", "bridge")
+            sh("ip", "-n", self.lan, "link", "set", bridge, "up")
         self._add_netns(self.admin)
-        self._plug(self.admin, 1, f"{SUBNET}.1")
+        self._plug(self.admin, "a1", "inet", "eth0", f"{PUBLIC_SUBNET}.1")
 
     # -- nodes --------------------------------------------------------------------------------
     def add_node(self, name: str, role: str, host_octet: int, apt_root: Path) -> SandboxNode:
         node = SandboxNode(
-            name, role, f"{SUBNET}.{host_octet}", f"{self.prefix}-{host_octet}", self.workdir / name
+            name,
+            role,
+            private_address=f"{SUBNET}.{host_octet}",
+            # A public address unrelated to the private one, as EC2 hands them out.
+            public_address=f"{PUBLIC_SUBNET}.{host_octet + 100}",
+            netns=f"{self.prefix}-{host_octet}",
+            dir=self.workdir / name,
         )
         for sub in ("upper", "work", "merged"):
             (node.dir / sub).mkdir(parents=True, exist_ok=True)
         self._add_netns(node.netns)
-        self._plug(node.netns, host_octet, node.address)
+        self._plug(node.netns, f"v{host_octet}", "vpc", "eth0", node.private_address)
+        self._plug(node.netns, f"i{host_octet}", "inet", "eth1", node.public_address)
         self._prepare_root(node, apt_root)
         self.nodes.append(node)
         return node
@@ -175,8 +195,8 @@ class Lab:
         sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{node.name}", "-f", str(key))
         node.host_public_key = " ".join(key.with_suffix(".pub").read_text().split()[:2])
         (up / "etc/ssh/sshd_config_nb").write_text(
-            textwrap.dedent(f"""\
-                ListenAddress {node.address}
+            textwrap.dedent("""\
+                ListenAddress 0.0.0.0
                 Port 22
                 HostKey /etc/ssh/nb_host_ed25519_key
                 PidFile /run/sshd-nb.pid
@@ -294,6 +314,18 @@ class Lab:
         overrides = {**DOUBLE_APT_SOURCES, **self.release_env}
         path.write_text("".join(f"{k}={v}\n" for k, v in overrides.items()))
         return path
+
+    def set_api(self, **state: object) -> None:
+        """Set what the API server and the kubelets report (the kubectl double's CLUSTER/api.json:
+        not_ready_polls, gpus, allocatable_gpus, pod_gpus_visible, network, daemonsets, pods,
+        runtimeclasses); keys not given keep their value."""
+        path = self.shared / "api.json"
+        current = json.loads(path.read_text()) if path.exists() else {}
+        path.write_text(json.dumps({**current, **state}))
+
+    def api(self) -> dict:
+        path = self.shared / "api.json"
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def calls(self) -> list[dict]:
         log = self.shared / "calls.log"

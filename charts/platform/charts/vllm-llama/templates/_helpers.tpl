@@ -219,3 +219,19 @@ capabilities:
     sizeLimit: {{ $c.emptyDir.hfCacheSizeLimit }}
 {{- end }}
 {{- end }}
+
+{{/* A Kubernetes memory quantity (Gi, Mi, Ki, G, M, k or bytes) in MiB, rounded up; "" gives 0. */}}
+{{- define "vllm-llama.quantityMiB" -}}
+{{- $q := toString . -}}
+{{- $units := list (list "Ki" 1024.0) (list "Mi" 1048576.0) (list "Gi" 1073741824.0) (list "Ti" 1099511627776.0) (list "k" 1000.0) (list "M" 1000000.0) (list "G" 1000000000.0) (list "T" 1000000000000.0) -}}
+{{- $bytes := 0.0 -}}
+{{- $matched := false -}}
+{{- range $units -}}
+{{- if and (not $matched) (hasSuffix (index . 0) $q) -}}
+{{- $bytes = mulf (float64 (trimSuffix (index . 0) $q)) (index . 1) -}}
+{{- $matched = true -}}
+{{- end -}}
+{{- end -}}
+{{- if and (not $matched) $q -}}{{- $bytes = float64 $q -}}{{- end -}}
+{{- ceil (divf $bytes 1048576.0) | int -}}
+{{- end -}}
