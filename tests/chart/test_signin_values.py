@@ -13,7 +13,8 @@ from tests.chart import cases
 
 pytestmark = pytest.mark.chart
 
-T4: tuple = ()  # the chart's defaults: the AWS profile turns sign-in and its own store on (test_safe_by_default)
+# The chart's defaults: the AWS profile turns sign-in and its own store on (test_safe_by_default).
+T4: tuple = ()
 OIDC = {
     "issuerUrl": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123",
     "clientId": "4h7example",

@@ -26,6 +26,7 @@ def rendered_store() -> dict[str, Any]:
     manifests = cases.render_with((), {"chat-api": {"store": {"redis": {"enabled": True}}}})
     pod = cases.find(manifests, "StatefulSet", "llama-chat-api-redis")["spec"]["template"]["spec"]
     api = cases.find(manifests, "Deployment", "llama-chat-api")["spec"]["template"]["spec"]["containers"][0]
+    secret = cases.find(manifests, "Secret", "llama-chat-api-redis")
     return {
         "conf": cases.find(manifests, "ConfigMap", "llama-chat-api-redis")["data"]["redis.conf"],
         "password": base64.b64decode(
@@ -35,7 +36,7 @@ def rendered_store() -> dict[str, Any]:
         "server": pod["containers"][0]["command"],
         # chat-api reads the URL as a file from the Secret (CHAT_API_REDIS_URL_FILE).
         "url_file": next(e["value"] for e in api["env"] if e["name"] == "CHAT_API_REDIS_URL_FILE"),
-        "url": base64.b64decode(cases.find(manifests, "Secret", "llama-chat-api-redis")["data"]["url"]).decode(),
+        "url": base64.b64decode(secret["data"]["url"]).decode(),
     }
 
 
