@@ -93,15 +93,16 @@ def test_default_is_same_origin_with_nginx_proxying_the_api_to_chat_api() -> Non
 
 
 def test_an_api_on_another_origin_is_added_to_the_csp_connect_src() -> None:
-    manifests = render(config={"apiBaseUrl": "https://api.example.com/base/", "apiKey": "client-1"})
+    manifests = render(config={"apiBaseUrl": "https://api.example.com/base/"})
     config = json.loads(one(manifests, "ConfigMap")["data"]["config.json"])
-    assert config == {
-        "apiBaseUrl": "https://api.example.com/base",
-        "apiKey": "client-1",
-        "title": "Llama Chat",
-    }
+    assert config == {"apiBaseUrl": "https://api.example.com/base", "title": "Llama Chat"}
     env = {e["name"]: e["value"] for e in container(manifests)["env"]}
     assert env["CSP_CONNECT_SRC"] == "'self' https://api.example.com"
+
+
+def test_a_key_for_config_json_is_refused_it_would_be_served_to_every_visitor() -> None:
+    with pytest.raises(chart.ChartError, match="serves it to every visitor, so it authenticates nobody"):
+        render(config={"apiKey": "client-1"})
 
 
 def test_pod_is_restricted_with_a_read_only_root_and_emptydirs_for_nginx() -> None:

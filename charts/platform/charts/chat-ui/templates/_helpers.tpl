@@ -61,7 +61,6 @@ A digest wins over the tag.
 {{/* The runtime config the page reads at start (docs/interfaces.md). */}}
 {{- define "chat-ui.configJson" -}}
 {{- $config := dict "apiBaseUrl" (trimSuffix "/" .Values.config.apiBaseUrl) "title" .Values.config.title -}}
-{{- if .Values.config.apiKey }}{{ $_ := set $config "apiKey" .Values.config.apiKey }}{{ end -}}
 {{- if .Values.config.defaultSystemPrompt }}{{ $_ := set $config "defaultSystemPrompt" .Values.config.defaultSystemPrompt }}{{ end -}}
 {{- if .Values.config.savedPrompts }}{{ $_ := set $config "savedPrompts" .Values.config.savedPrompts }}{{ end -}}
 {{- if .Values.config.signIn }}{{ $_ := set $config "signIn" true }}{{ end -}}
