@@ -1,4 +1,6 @@
 """`python -m chat_api`: serve with uvicorn (uvloop + httptools), settings from CHAT_API_* variables.
+`python -m chat_api migrate`: bring the conversation database to the newest schema and exit (what
+start-up does unless CHAT_API_DATABASE_MIGRATE=off; safe to run from several replicas at once).
 
 SIGTERM starts a drain: /readyz turns 503 at once (the Service stops sending new requests),
 open streams get up to CHAT_API_DRAIN_TIMEOUT_S to finish, then the process exits.
@@ -6,6 +8,8 @@ open streams get up to CHAT_API_DRAIN_TIMEOUT_S to finish, then the process exit
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
 
 import uvicorn
@@ -14,6 +18,7 @@ from pydantic import ValidationError
 from chat_api.app import create_app
 from chat_api.auth import KeyStoreError
 from chat_api.config import Settings
+from chat_api.history.migrate import migrate
 from chat_api.logs import configure_logging
 
 
@@ -27,19 +32,55 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args not in ([], ["migrate"]):
+        print(
+            f"chat-api: unknown arguments {args}; run `python -m chat_api` or `python -m chat_api migrate`",
+            file=sys.stderr,
+        )
+        return 2
     try:
         settings = Settings()
     except ValidationError as exc:
         print(f"chat-api: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    if args == ["migrate"]:
+        return run_migrations(settings)
+    if settings.test_person_keys:
+        logging.getLogger("chat_api").warning(
+            "CHAT_API_TEST_PERSON_KEYS is on: key files named person-* act as people "
+            "(a test hook; never in production)"
+        )
     try:
         app = create_app(settings)
     except KeyStoreError as exc:
         print(f"chat-api: {exc}", file=sys.stderr)
         return 2
     DrainingServer(server_config(app, settings), app).run()
+    return 0
+
+
+def run_migrations(settings: Settings) -> int:
+    from chat_api.app import open_history
+
+    async def run() -> tuple[str | None, str | None]:
+        history = open_history(settings)
+        try:
+            return await migrate(history.engine)
+        finally:
+            await history.close()
+
+    try:
+        before, after = asyncio.run(run())
+    except Exception as exc:
+        print(
+            f"chat-api: migrating the conversation database failed: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"chat-api: conversation database at revision {after} (was {before or 'empty'})")
     return 0
 
 

@@ -22,9 +22,11 @@ from chat_api.config import Settings
 from chat_api.context import RequestInfo, Services, client_request_id, new_request_id
 from chat_api.contract import build_contract
 from chat_api.errors import ApiError, InvalidRequest
+from chat_api.history.migrate import migrate
+from chat_api.history.store import Limits, Store, describe_url
 from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import UNMATCHED_ROUTE, Metrics
-from chat_api.routes import chat, health, openai
+from chat_api.routes import chat, conversations, health, openai
 from chat_api.upstream import Upstream, make_client
 
 access_log = logging.getLogger("chat_api.access")
@@ -115,6 +117,18 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
     )
 
 
+def open_history(settings: Settings) -> Store:
+    return Store(
+        settings.database_url,
+        Limits(
+            max_conversations=settings.history_max_conversations,
+            max_conversation_bytes=settings.history_max_conversation_bytes,
+            max_total_bytes=settings.history_max_bytes,
+        ),
+        pool_size=settings.database_pool_size,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
@@ -122,6 +136,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        history = open_history(settings)
+        try:
+            if settings.database_migrate == "startup":
+                await migrate(history.engine)
+        except Exception as exc:
+            await history.close()
+            # The URL may carry a password: log it masked; the cause names host or file.
+            raise RuntimeError(
+                f"cannot open the conversation database {describe_url(settings.database_url)}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        services.history = history
         client = make_client(settings)
         services.upstream = Upstream(settings, client, metrics)
         log.info(
@@ -135,7 +161,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            services.history = None
             await client.aclose()
+            await history.close()
 
     app = FastAPI(
         title="chat-api",
@@ -152,14 +180,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(chat.router)
     app.include_router(health.router)
+    app.include_router(conversations.router)
     install_error_handlers(app, metrics)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type", "x-api-key", "x-request-id"],
-            expose_headers=["x-request-id", "retry-after"],
+            expose_headers=["x-request-id", "retry-after", "content-disposition"],
             max_age=600,
         )
     app.add_middleware(RequestMiddleware, metrics=metrics)  # outermost of ours: sees CORS answers too

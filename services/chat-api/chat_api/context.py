@@ -11,6 +11,7 @@ from typing import Any
 from chat_api.auth import ApiKeys
 from chat_api.config import Settings
 from chat_api.contract import Contract
+from chat_api.history.store import Store
 from chat_api.identity import Principal
 from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import Metrics
@@ -51,3 +52,5 @@ class Services:
     keys: ApiKeys
     contract: Contract
     draining: bool = False
+    # Conversations of signed-in people; opened (and migrated) by the lifespan.
+    history: Store | None = None

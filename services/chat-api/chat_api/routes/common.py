@@ -43,6 +43,10 @@ def identify(services: Services, request: Request, rate: bool = True) -> Princip
     principal = (
         Principal.operator_key(name) if name else Principal.anonymous(client.host if client else "unknown")
     )
+    # TEST HOOK (issue 19) until personal API keys (issue 15b) land: with
+    # CHAT_API_TEST_PERSON_KEYS=true, an operator key file named `person-<who>` is <who>'s own key.
+    if services.settings.test_person_keys and name.startswith("person-"):
+        principal = Principal(id=f"person:{name.removeprefix('person-')}", kind="person", via="key")
     info = info_of(request)
     info.identity = principal.id
     info.principal = principal
@@ -55,7 +59,7 @@ def identify(services: Services, request: Request, rate: bool = True) -> Princip
     return principal
 
 
-async def read_json_body(request: Request, settings: Settings) -> bytes:
+async def read_json_body(request: Request, settings: Settings, limit: int | None = None) -> bytes:
     """The raw body, refused before it is parsed when it is not JSON, too large or too slow.
 
     JSON only: a `text/plain` or form POST is a "simple" cross-site request that a browser sends
@@ -63,7 +67,7 @@ async def read_json_body(request: Request, settings: Settings) -> bytes:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType()
-    limit = settings.max_body_bytes
+    limit = limit or settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
