@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     if args == ["migrate"]:
+        if not settings.database_url:
+            print(
+                "chat-api: CHAT_API_DATABASE_URL is empty: there is no database to migrate", file=sys.stderr
+            )
+            return 2
         return run_migrations(settings)
     if settings.test_person_keys:
         logging.getLogger("chat_api").warning(

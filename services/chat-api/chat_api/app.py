@@ -136,9 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        history = open_history(settings)
+        history = open_history(settings) if settings.database_url else None
         try:
-            if settings.database_migrate == "startup":
+            if history is not None and settings.database_migrate == "startup":
                 await migrate(history.engine)
         except Exception as exc:
             await history.close()
@@ -163,7 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             services.history = None
             await client.aclose()
-            await history.close()
+            if history is not None:
+                await history.close()
 
     app = FastAPI(
         title="chat-api",

@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     # Conversations stored per signed-in person (chat_api/history); anonymous callers get none
     database_url: str = Field(
         "sqlite+aiosqlite:///chat-api-history.db",
-        description="SQLAlchemy URL: sqlite+aiosqlite:///<file> (one replica) or postgresql+asyncpg://...",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///<file> (one replica) or postgresql+asyncpg://...; "
+        "empty: no server history (the browser keeps the conversations)",
     )
     database_migrate: Literal["startup", "off"] = "startup"
     database_pool_size: int = Field(5, ge=1, le=100)
@@ -118,6 +119,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
+        if not value:
+            return value
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 

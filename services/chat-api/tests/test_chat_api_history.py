@@ -127,6 +127,20 @@ async def test_only_a_person_has_server_history(make_client, database_url, tmp_p
             assert "localStorage" in answer.json()["error"]["message"]
 
 
+@pytest.mark.unit
+async def test_without_a_database_there_is_no_server_history_and_the_answer_says_so(keys_dir):
+    settings = Settings(
+        database_url="", api_keys_dir=keys_dir, test_person_keys=True, upstream_url="http://127.0.0.1:9"
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as api:
+            answer = await api.get("/api/conversations", headers=ALICE)
+            assert answer.status_code == 404
+            assert answer.json()["error"]["code"] == "history_off"
+            assert "CHAT_API_DATABASE_URL is empty" in answer.json()["error"]["message"]
+
+
 async def test_create_read_update_list_delete(make_client):
     conversation = ui_conversation("c-1", "Tides", "Why are there two tides a day?")
     body = {k: v for k, v in conversation.items() if k != "id"}

@@ -46,6 +46,12 @@ class HistoryUnavailable(ApiError):
     code = "history_unavailable"
 
 
+class HistoryOff(ApiError):
+    status = 404
+    type = "invalid_request_error"
+    code = "history_off"
+
+
 class ConversationNotFound(ApiError):
     status = 404
     type = "invalid_request_error"
@@ -60,6 +66,11 @@ def person(request: Request) -> tuple[Services, Store, Principal]:
             "conversations are stored on the server only for a signed-in person; this request is "
             f"{'anonymous' if principal.kind == 'anonymous' else 'from a service key'}, so the browser "
             "keeps its conversations itself (localStorage)"
+        )
+    if not services.settings.database_url:
+        raise HistoryOff(
+            "this chat-api keeps no conversations (CHAT_API_DATABASE_URL is empty); "
+            "the browser keeps them itself (localStorage)"
         )
     if services.history is None:
         raise HistoryUnavailable("the conversation store is not open (chat-api is starting or stopping)")
