@@ -31,7 +31,9 @@ def test_one_pod_keeps_the_conversations_in_sqlite_on_a_claim_and_is_recreated_n
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     pod = deployment["spec"]["template"]["spec"]
-    assert {"name": "history", "persistentVolumeClaim": {"claimName": f"{DEPLOYMENT}-history"}} in pod["volumes"]
+    assert {"name": "history", "persistentVolumeClaim": {"claimName": f"{DEPLOYMENT}-history"}} in pod[
+        "volumes"
+    ]
     assert {"name": "history", "mountPath": "/var/lib/chat-api"} in pod["containers"][0]["volumeMounts"]
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
@@ -40,7 +42,9 @@ def test_more_pods_by_default_store_nothing_on_the_server_rather_than_one_histor
     manifests = cases.render_with(T4, {})
     deployment, env = chat_api(manifests)
     assert env["CHAT_API_DATABASE_URL"]["value"] == ""
-    assert not [m for m in manifests if m["kind"] == "PersistentVolumeClaim" and "chat-api" in m["metadata"]["name"]]
+    assert not [
+        m for m in manifests if m["kind"] == "PersistentVolumeClaim" and "chat-api" in m["metadata"]["name"]
+    ]
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
 
 
@@ -57,7 +61,7 @@ def test_sqlite_with_more_than_one_pod_is_refused_with_the_fix() -> None:
 
 
 def test_postgresql_takes_its_url_from_a_secret_and_opens_egress_to_it() -> None:
-    with pytest.raises(chart.ChartError, match="needs history.postgresql.existingSecret"):
+    with pytest.raises(chart.ChartError, match=r"needs history\.postgresql\.existingSecret"):
         cases.render_with(T4, {"chat-api": {"history": {"database": "postgresql"}}})
     peer = {"ipBlock": {"cidr": "10.0.5.0/24"}}
     history = {"database": "postgresql", "postgresql": {"existingSecret": "chat-db", "egressTo": [peer]}}
