@@ -194,6 +194,29 @@ async def test_a_person_never_sees_or_changes_another_persons_conversations(make
         assert (await api.get("/api/conversations/same-id", headers=ALICE)).json()["title"] == "Alice's plans"
 
 
+async def test_a_stale_copy_from_another_device_does_not_erase_newer_messages(make_client):
+    laptop = ui_conversation("d", "Shared", "first question", T0)
+    async with make_client() as api:
+        assert (await api.put("/api/conversations/d", json=laptop, headers=ALICE)).status_code == 201
+        phone = copy.deepcopy(laptop)
+        phone["messages"].append(
+            {"id": "d-u2", "role": "user", "content": "from the phone", "status": "complete"}
+        )
+        phone["updatedAt"] = T0 + 5000
+        assert (await api.put("/api/conversations/d", json=phone, headers=ALICE)).status_code == 200
+        # The laptop, which never saw the phone's message, renames its old copy.
+        laptop["title"] = "Renamed on the laptop"
+        stale = await api.put("/api/conversations/d", json=laptop, headers=ALICE)
+        assert stale.status_code == 409
+        assert stale.json()["error"]["code"] == "conversation_changed"
+        assert "reload" in stale.json()["error"]["message"]
+        kept = (await api.get("/api/conversations/d", headers=ALICE)).json()
+        assert kept["messages"][-1]["content"] == "from the phone" and kept["title"] == "Shared"
+        # The same copy again (a rename, a streamed answer's text: updatedAt unchanged) is fine.
+        phone["title"] = "Renamed on the phone"
+        assert (await api.put("/api/conversations/d", json=phone, headers=ALICE)).status_code == 200
+
+
 async def test_search_covers_titles_every_text_and_variants_newest_first(make_client):
     async with make_client() as api:
         for cid, title, text, updated in [

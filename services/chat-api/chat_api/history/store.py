@@ -53,6 +53,10 @@ class HistoryLimit(Exception):
     """Over a per-person bound; the message names the bound and its setting."""
 
 
+class StaleCopy(Exception):
+    """A PUT of a copy older than the stored one (another device has changed it since)."""
+
+
 @dataclass(frozen=True)
 class Limits:
     max_conversations: int
@@ -152,6 +156,18 @@ class Store:
         """Create or replace; True when it was created. Raises HistoryLimit over a bound."""
         document = encode(body)
         async with self._write_lock(), self.sessions() as session, session.begin():
+            stored_at = await session.scalar(
+                select(ConversationRow.updated_at)
+                .where(ConversationRow.owner == owner, ConversationRow.id == conversation_id)
+                .with_for_update()
+            )
+            # The UI moves updatedAt forward with every new message: a copy behind the stored one
+            # comes from a device that has not seen those messages, and would erase them.
+            if stored_at is not None and body.updatedAt < stored_at:
+                raise StaleCopy(
+                    f"conversation {conversation_id} was changed on another device since this copy "
+                    f"(stored updatedAt {stored_at} > {body.updatedAt}); reload the page to get the newer one"
+                )
             created = await self._check_room(session, owner, conversation_id, len(document.encode()))
             await session.execute(self._upsert(owner, conversation_id, body, document))
         return created

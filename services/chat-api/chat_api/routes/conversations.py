@@ -4,7 +4,7 @@
     GET    /api/conversations/export?format=json|markdown   all of them, as a download
     POST   /api/conversations/import              what a browser holds in localStorage (idempotent)
     GET    /api/conversations/{id}                one conversation (the UI's shape)
-    PUT    /api/conversations/{id}                create or replace it
+    PUT    /api/conversations/{id}                create or replace it (409 when the stored copy is newer)
     DELETE /api/conversations/{id}
     GET    /api/conversations/{id}/export?format=json|markdown
 
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from chat_api.context import Services
 from chat_api.errors import ApiError, InvalidRequest, PayloadTooLarge
 from chat_api.history.schema import ID_PATTERN, ConversationBody, ImportBody
-from chat_api.history.store import HistoryLimit, Store
+from chat_api.history.store import HistoryLimit, StaleCopy, Store
 from chat_api.identity import Principal
 from chat_api.routes.common import identify, read_json_body, services_of
 
@@ -50,6 +50,12 @@ class HistoryOff(ApiError):
     status = 404
     type = "invalid_request_error"
     code = "history_off"
+
+
+class ConversationChanged(ApiError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conversation_changed"
 
 
 class ConversationNotFound(ApiError):
@@ -154,6 +160,8 @@ async def put_conversation(request: Request, conversation_id: PathId) -> JSONRes
         created = await store.put(who.id, conversation_id, body)
     except HistoryLimit as exc:
         raise too_large(exc) from None
+    except StaleCopy as exc:
+        raise ConversationChanged(str(exc)) from None
     return JSONResponse(
         {"id": conversation_id, "updatedAt": body.updatedAt}, status_code=201 if created else 200
     )
