@@ -112,6 +112,7 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
             settings.max_concurrent_streams, settings.queue_size, settings.queue_timeout_s
         ),
         rate=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        history_rate=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         keys=ApiKeys(settings.api_keys_dir),
         contract=build_contract(settings),
     )

@@ -54,3 +54,5 @@ class Services:
     draining: bool = False
     # Conversations of signed-in people; opened (and migrated) by the lifespan.
     history: Store | None = None
+    # Their own per-person bucket: saving a conversation never uses up what chatting may send.
+    history_rate: RateLimiter | None = None

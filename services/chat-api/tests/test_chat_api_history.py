@@ -92,14 +92,14 @@ def make_client(database_url: str, keys_dir: Path) -> Callable[..., Any]:
 
     @asynccontextmanager
     async def make(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        settings = Settings(
-            database_url=database_url,
-            api_keys_dir=keys_dir,
-            test_person_keys=True,
-            upstream_url="http://127.0.0.1:9",
-            rate_limit_per_minute=0,
-            **overrides,
-        )
+        defaults: dict[str, Any] = {
+            "database_url": database_url,
+            "api_keys_dir": keys_dir,
+            "test_person_keys": True,
+            "upstream_url": "http://127.0.0.1:9",
+            "rate_limit_per_minute": 0,
+        }
+        settings = Settings(**{**defaults, **overrides})
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -139,6 +139,31 @@ async def test_without_a_database_there_is_no_server_history_and_the_answer_says
             assert answer.status_code == 404
             assert answer.json()["error"]["code"] == "history_off"
             assert "CHAT_API_DATABASE_URL is empty" in answer.json()["error"]["message"]
+
+
+@pytest.mark.unit
+async def test_asking_for_history_never_uses_up_the_chat_rate_limit(keys_dir, tmp_path):
+    """The page asks GET /api/conversations at every load to pick its store; with a burst of one,
+    that must not leave the first chat message rate-limited (anonymous or a person)."""
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'h.db'}",
+        rate_limit_per_minute=6,
+        rate_limit_burst=2,
+        upstream_url="http://127.0.0.1:9",
+        api_keys_dir=keys_dir,
+        test_person_keys=True,
+    )
+    app = create_app(settings)
+    services = app.state.services
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as api:
+            for _ in range(3):
+                assert (await api.get("/api/conversations", headers=OPS)).status_code == 403
+            answers = [(await api.get("/api/conversations", headers=ALICE)).status_code for _ in range(3)]
+            assert answers == [200, 200, 429]  # history has its own bucket per person
+    for who in ("key:ops", "person:alice@example.com"):
+        services.rate.check(who)  # the chat's bucket is full: two sends right away are fine
+        services.rate.check(who)
 
 
 async def test_create_read_update_list_delete(make_client):

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from chat_api.context import Services
-from chat_api.errors import ApiError, InvalidRequest, PayloadTooLarge
+from chat_api.errors import ApiError, InvalidRequest, PayloadTooLarge, Rejected
 from chat_api.history.schema import ID_PATTERN, ConversationBody, ImportBody
 from chat_api.history.store import HistoryLimit, StaleCopy, Store
 from chat_api.identity import Principal
@@ -66,7 +66,9 @@ class ConversationNotFound(ApiError):
 
 def person(request: Request) -> tuple[Services, Store, Principal]:
     services = services_of(request)
-    principal = identify(services, request)
+    # Not the chat's rate bucket: the page asks here once per load (to pick its store) and saves
+    # while answers stream; neither may use up what the person (or an anonymous page) may send.
+    principal = identify(services, request, rate=False)
     if principal.kind != "person":
         raise HistoryForbidden(
             "conversations are stored on the server only for a signed-in person; this request is "
@@ -80,6 +82,12 @@ def person(request: Request) -> tuple[Services, Store, Principal]:
         )
     if services.history is None:
         raise HistoryUnavailable("the conversation store is not open (chat-api is starting or stopping)")
+    if services.history_rate is not None:
+        try:
+            services.history_rate.check(principal.id)
+        except Rejected:
+            services.metrics.rejections.labels("rate_limit").inc()
+            raise
     return services, services.history, principal
 
 
