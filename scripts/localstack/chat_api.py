@@ -41,11 +41,14 @@ def start_chat_api(
     `/healthz` only says the process serves; `/readyz` says whether vLLM is ready behind it.
     """
     python = PROJECT_PYTHON if PROJECT_PYTHON.exists() else Path(sys.executable)
+    # The conversation store (SQLite) lives next to the log, not in the working directory. Locally
+    # nobody signs in, so it stays empty: the browser keeps the conversations (localStorage).
+    database = {"CHAT_API_DATABASE_URL": f"sqlite+aiosqlite:///{log_path.with_suffix('.history.db')}"}
     proc = ManagedProcess(
         name=f"chat-api:{port}",
         argv=[str(python), "-m", "chat_api"],
         log_path=log_path,
-        env=chat_api_env(port, upstream_url, env),
+        env=chat_api_env(port, upstream_url, {**database, **(env or {})}),
         cpus=cpus,
     ).start()
     if wait:

@@ -100,3 +100,16 @@ def test_a_key_in_the_query_string_never_reaches_the_access_log(edge: UiNginx) -
     time.sleep(0.2)
     log = edge.access_log.read_text()
     assert "/v1/models" in log and "sk-live-secret" not in log
+
+
+def test_a_whole_conversation_passes_the_edge_where_a_chat_request_that_size_does_not(edge: UiNginx) -> None:
+    """/api/conversations carries whole conversations and imports (chat-api bounds them itself);
+    /api/chat keeps the edge's 1 MiB. chat-api answers the conversation anonymous: 403, its JSON."""
+    big = b'{"title": "' + b"x" * 1_500_000 + b'"}'
+    headers = {"Host": "localhost", "Content-Type": "application/json"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{edge.port}", timeout=30) as client:
+        conversation = client.put("/api/conversations/c-1", content=big, headers=headers)
+        assert conversation.status_code == 403, conversation.text[:200]
+        assert conversation.json()["error"]["code"] == "history_needs_person"
+        chat = client.post("/api/chat", content=big, headers=headers)
+        assert chat.status_code == 413 and "nginx" in chat.text

@@ -10,6 +10,7 @@ import { type Target, tokenScale, useChat } from "./hooks/useChat";
 import { useFollowScroll } from "./hooks/useFollowScroll";
 import { useMediaQuery } from "./hooks/useMediaQuery";
 import { useNow, useReadiness } from "./hooks/useReadiness";
+import { useServerHistory } from "./hooks/useServerHistory";
 import { type Account, ChatClient, type ModelInfo, type RuntimeConfig } from "./lib/api";
 import { estimateTokens, formatTokens, planContext } from "./lib/context";
 import type { Problem } from "./lib/errors";
@@ -79,8 +80,18 @@ function Chat({ config, client, account, expired, onSessionLost, onSignOut }: Ch
     },
     [onSessionLost, recheck],
   );
-  const chat = useChat(client, { newSettings, targetOf, onFailure });
+  // Read by useChat's save effect, which runs after this render has set it.
+  const storeKind = useRef("probing");
+  const chat = useChat(client, {
+    newSettings,
+    targetOf,
+    onFailure,
+    saveLocally: () => storeKind.current !== "server",
+  });
   const { state, active, streamingId } = chat;
+  const history = useServerHistory(config, state, chat.dispatch);
+  storeKind.current = history.kind;
+  const onServer = history.kind === "server";
   const [sidebarOpen, setSidebarOpen] = useState(false);
   const [settingsOpen, setSettingsOpen] = useState(false);
   const [editingId, setEditingId] = useState<string | null>(null);
@@ -226,6 +237,22 @@ function Chat({ config, client, account, expired, onSessionLost, onSignOut }: Ch
         }}
         onRename={(id, title) => chat.dispatch({ type: "rename", id, title })}
         onDelete={chat.deleteConversation}
+        footer={
+          onServer && (
+            <div className="history-footer">
+              <p className="store-note">Saved to your account: on every device you sign in on.</p>
+              <div className="export-buttons" role="group" aria-label="Export all conversations">
+                <span>Export:</span>
+                <button type="button" className="ghost small" onClick={() => void history.exportAs("markdown")}>
+                  Markdown
+                </button>
+                <button type="button" className="ghost small" onClick={() => void history.exportAs("json")}>
+                  JSON
+                </button>
+              </div>
+            </div>
+          )
+        }
       />
       {sidebarOpen && <div className="scrim" onClick={closeDrawer} aria-hidden="true" />}
       <main className="main" inert={isPhone && sidebarOpen ? true : undefined}>
@@ -282,6 +309,25 @@ function Chat({ config, client, account, expired, onSessionLost, onSignOut }: Ch
             This browser refused to save the conversations (storage full or private mode); they will be lost on reload.
           </div>
         )}
+        {history.importable.length > 0 && (
+          <div className="banner info import-offer" role="status">
+            <span>
+              This browser holds {history.importable.length} conversation{history.importable.length > 1 ? "s" : ""} from
+              before you signed in. Add {history.importable.length > 1 ? "them" : "it"} to your account?
+            </span>{" "}
+            <button type="button" onClick={() => void history.importLocal()}>
+              Import
+            </button>{" "}
+            <button type="button" className="ghost" onClick={history.declineImport}>
+              Not now
+            </button>
+          </div>
+        )}
+        {history.problem && (
+          <div className="banner warn history-problem" role="alert">
+            Could not save the conversations to your account: {history.problem}
+          </div>
+        )}
         {lostModel && (
           <div className="banner warn model-fallback" role="status">
             This conversation used <strong>{lostModel}</strong>, which the server no longer serves. New messages go to{" "}
@@ -302,7 +348,7 @@ function Chat({ config, client, account, expired, onSessionLost, onSignOut }: Ch
               <h2>{config.title}</h2>
               <p>
                 Ask anything. {isPhone ? "Enter adds a line; tap Send to send." : "Enter sends, Shift+Enter adds a line."}{" "}
-                Conversations stay in this browser.
+                {onServer ? "Conversations are saved to your account." : "Conversations stay in this browser."}
               </p>
             </div>
           ) : (

@@ -1,4 +1,4 @@
-"""`python -m chat_api` serves (chat_api.server); `python -m chat_api keys|usage ...` are the
+"""`python -m chat_api` serves (chat_api.server); `python -m chat_api keys|usage|migrate ...` are the
 operator's commands (chat_api.cli), which do not load the web stack: they start in a second."""
 
 from __future__ import annotations

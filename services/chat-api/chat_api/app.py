@@ -22,10 +22,12 @@ from chat_api.config import Settings
 from chat_api.context import RequestInfo, Services, client_request_id, new_request_id
 from chat_api.contract import build_contract
 from chat_api.errors import ApiError, InvalidRequest
-from chat_api.limits import ConcurrencyLimiter
+from chat_api.history.migrate import migrate
+from chat_api.history.store import Limits, Store, describe_url
+from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import UNMATCHED_ROUTE, Metrics
 from chat_api.quotas import Quotas
-from chat_api.routes import chat, health, keys, openai
+from chat_api.routes import chat, conversations, health, keys, openai
 from chat_api.signin import SignIn
 from chat_api.signin import install as install_signin
 from chat_api.store import PersonKeys, connect
@@ -116,11 +118,24 @@ def build_services(settings: Settings, metrics: Metrics) -> Services:
             settings.max_concurrent_streams, settings.queue_size, settings.queue_timeout_s
         ),
         quotas=Quotas(settings),
+        history_rate=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         keys=ApiKeys(settings.api_keys_dir),
         person_keys=PersonKeys(store) if store is not None else None,
         store=store,
         contract=build_contract(settings),
         signin=SignIn(settings) if settings.signin_enabled else None,
+    )
+
+
+def open_history(settings: Settings) -> Store:
+    return Store(
+        settings.database_url,
+        Limits(
+            max_conversations=settings.history_max_conversations,
+            max_conversation_bytes=settings.history_max_conversation_bytes,
+            max_total_bytes=settings.history_max_bytes,
+        ),
+        pool_size=settings.database_pool_size,
     )
 
 
@@ -131,6 +146,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        history = open_history(settings) if settings.database_url else None
+        try:
+            if history is not None and settings.database_migrate == "startup":
+                await migrate(history.engine)
+        except Exception as exc:
+            await history.close()
+            # The URL may carry a password: log it masked; the cause names host or file.
+            raise RuntimeError(
+                f"cannot open the conversation database {describe_url(settings.database_url)}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        services.history = history
         client = make_client(settings)
         pods = vllm_pods_from_settings(
             settings.vllm_pod_selector,
@@ -154,11 +181,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            services.history = None
             await client.aclose()
             if pods is not None:
                 await pods.aclose()
             if services.store is not None:
                 await services.store.aclose()
+            if history is not None:
+                await history.close()
 
     app = FastAPI(
         title="chat-api",
@@ -176,15 +206,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(keys.router)
     app.include_router(health.router)
+    app.include_router(conversations.router)
     install_error_handlers(app, metrics)
     install_signin(app, services.signin)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type", "x-api-key", "x-request-id"],
-            expose_headers=["x-request-id", "retry-after"],
+            expose_headers=["x-request-id", "retry-after", "content-disposition"],
             max_age=600,
         )
     app.add_middleware(RequestMiddleware, metrics=metrics)  # outermost of ours: sees CORS answers too

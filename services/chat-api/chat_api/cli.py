@@ -47,6 +47,11 @@ def parser() -> argparse.ArgumentParser:
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("--name")
     which.add_argument("--all", action="store_true", help="every key of the owner (someone leaving)")
+    sub.add_parser(
+        "migrate",
+        help="bring the conversation database to the newest schema and exit (what start-up does unless "
+        "CHAT_API_DATABASE_MIGRATE=off; safe from several replicas at once)",
+    )
     usage = sub.add_parser("usage", help="requests and tokens per person for one UTC day")
     usage.add_argument("--day", default=None, help="YYYY-MM-DD (UTC); default: today")
     usage.add_argument("--json", action="store_true")
@@ -64,6 +69,8 @@ def main(argv: list[str]) -> int:
         settings = Settings()
     except ValidationError as exc:
         return fail(settings_errors(exc))
+    if args.command == "migrate":
+        return migrate_command(settings)
     if settings.redis_url is None:
         return fail(
             "these commands work on the shared store: set CHAT_API_REDIS_URL (in a chat-api pod it is set "
@@ -75,6 +82,28 @@ def main(argv: list[str]) -> int:
         return fail("the shared store (CHAT_API_REDIS_URL) does not answer; check that Redis runs")
     except ApiError as exc:
         return fail(exc.message)
+
+
+def migrate_command(settings: Settings) -> int:
+    if not settings.database_url:
+        return fail("CHAT_API_DATABASE_URL is empty: there is no database to migrate")
+    from chat_api.app import open_history
+    from chat_api.history.migrate import migrate
+
+    async def run() -> tuple[str | None, str | None]:
+        history = open_history(settings)
+        try:
+            return await migrate(history.engine)
+        finally:
+            await history.close()
+
+    try:
+        before, after = asyncio.run(run())
+    except Exception as exc:  # noqa: BLE001 - any failure is reported with its type, no traceback
+        print(f"chat-api: migrating the conversation database failed: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(f"chat-api: conversation database at revision {after} (was {before or 'empty'})")
+    return 0
 
 
 def settings_errors(exc: ValidationError) -> str:

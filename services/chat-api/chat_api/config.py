@@ -26,7 +26,11 @@ def _safe_url(url: str) -> bool:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CHAT_API_", extra="ignore", frozen=True)
+    # hide_input_in_errors: CHAT_API_DATABASE_URL may carry a password; an error names the
+    # setting, never echoes its value.
+    model_config = SettingsConfigDict(
+        env_prefix="CHAT_API_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     # Serving
     host: str = "0.0.0.0"  # noqa: S104 - a container listens on all its interfaces; local runs pass 127.0.0.1
@@ -130,6 +134,24 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = True
     session_cookie_name: str = Field("chat_session", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
 
+    # Conversations stored per signed-in person (chat_api/history); anonymous callers get none
+    database_url: str = Field(
+        "sqlite+aiosqlite:///chat-api-history.db",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///<file> (one replica) or postgresql+asyncpg://...; "
+        "empty: no server history (the browser keeps the conversations)",
+    )
+    database_migrate: Literal["startup", "off"] = "startup"
+    database_pool_size: int = Field(5, ge=1, le=100)
+    history_max_conversations: int = Field(1000, ge=1, description="per person")
+    history_max_conversation_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="one stored conversation"
+    )
+    history_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="all of one person's conversations")
+    history_max_import_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="one import request body")
+    # TEST HOOK (issue 19, until personal API keys land): an operator key whose file name starts
+    # with `person-` is taken as that person's own key. Never set in the chart.
+    test_person_keys: bool = False
+
     # Logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_prompts: bool = False
@@ -152,6 +174,26 @@ class Settings(BaseSettings):
                 "(for example http://llama-vllm:8000)"
             )
         return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value).drivername
+        except ArgumentError:
+            backend = ""
+        if backend not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError(
+                "CHAT_API_DATABASE_URL must be sqlite+aiosqlite:///<path> or "
+                "postgresql+asyncpg://<user>:<password>@<host>/<database> "
+                f"(got a URL with driver {backend or 'none'!r})"
+            )
+        return value
 
     @field_validator("kubernetes_api_url")
     @classmethod

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from chat_api.auth import ApiKeys
 from chat_api.config import Settings
 from chat_api.contract import Contract
+from chat_api.history.store import Store
 from chat_api.identity import Principal
 from chat_api.limits import ConcurrencyLimiter
 from chat_api.metrics import Metrics
@@ -62,3 +63,7 @@ class Services:
     contract: Contract
     signin: SignIn | None = None  # OpenID Connect sign-in; None: off
     draining: bool = False
+    # Conversations of signed-in people; opened (and migrated) by the lifespan.
+    history: Store | None = None
+    # Their own per-person bucket: saving a conversation never uses up what chatting may send.
+    history_rate: RateLimiter | None = None

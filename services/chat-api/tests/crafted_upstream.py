@@ -154,8 +154,10 @@ class Stack:
 
         self._thread.start()
         upstream_port = self.call(self.upstream.start())
+        # No conversation database (not what these tests are about; the default would be a file here).
+        overrides = {"database_url": "", **self.settings_overrides}
         self.settings = Settings(
-            upstream_url=f"http://127.0.0.1:{upstream_port}", host="127.0.0.1", **self.settings_overrides
+            upstream_url=f"http://127.0.0.1:{upstream_port}", host="127.0.0.1", **overrides
         )
         self.app = create_app(self.settings)
         config = server_config(self.app, self.settings, port=0, loop="asyncio", log_level="warning")

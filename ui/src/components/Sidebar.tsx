@@ -1,4 +1,4 @@
-import { type KeyboardEvent, useEffect, useMemo, useRef, useState } from "react";
+import { type KeyboardEvent, type ReactNode, useEffect, useMemo, useRef, useState } from "react";
 import { groupByDate, searchConversations } from "../lib/history";
 import type { Conversation } from "../lib/store";
 
@@ -14,11 +14,24 @@ interface Props {
   onSelect: (id: string) => void;
   onRename: (id: string, title: string) => void;
   onDelete: (id: string) => void;
+  /** Below the list: where the conversations are kept, export buttons. */
+  footer?: ReactNode;
 }
 
 const FOCUSABLE = "button:not([disabled]), input:not([disabled]), [href], [tabindex]:not([tabindex='-1'])";
 
-export function Sidebar({ conversations, activeId, busyIds, open, onClose, onNew, onSelect, onRename, onDelete }: Props) {
+export function Sidebar({
+  conversations,
+  activeId,
+  busyIds,
+  open,
+  onClose,
+  onNew,
+  onSelect,
+  onRename,
+  onDelete,
+  footer,
+}: Props) {
   const [query, setQuery] = useState("");
   const navRef = useRef<HTMLElement>(null);
   const groups = useMemo(
@@ -95,6 +108,7 @@ export function Sidebar({ conversations, activeId, busyIds, open, onClose, onNew
           </section>
         ))
       )}
+      {footer}
     </nav>
   );
 }

@@ -43,6 +43,8 @@ interface Options {
   newSettings: () => Partial<ConversationSettings>;
   /** The model and context a conversation's next request uses (falls back when its model is gone). */
   targetOf: (settings: ConversationSettings) => Target;
+  /** false while the conversations live on the server (a signed-in person): localStorage is left alone. */
+  saveLocally?: () => boolean;
   /** Hears every failed answer (the page re-checks the backend at once instead of waiting). */
   onFailure?: (problem: Problem) => void;
 }
@@ -71,6 +73,7 @@ export function useChat(client: ChatClient, options: Options) {
   stateRef.current = state;
 
   useEffect(() => {
+    if (optionsRef.current.saveLocally?.() === false) return;
     setSaveFailed(!saveState(window.localStorage, state));
   }, [state]);
 

@@ -148,6 +148,8 @@ function clamp(value: number, min: number, max: number, fallback: number): numbe
 export type Action =
   | { type: "create"; id: string; now: number; settings?: Partial<ConversationSettings> }
   | { type: "select"; id: string }
+  /** Replace every conversation (the person's, loaded from the server); the first becomes active. */
+  | { type: "load"; conversations: Conversation[] }
   | { type: "rename"; id: string; title: string }
   | { type: "delete"; id: string }
   | { type: "settings"; id: string; settings: Partial<ConversationSettings> }
@@ -173,6 +175,13 @@ export function reduce(state: StoreState, action: Action): StoreState {
       };
       return { conversations: [conversation, ...state.conversations], activeId: action.id };
     }
+    case "load":
+      return {
+        conversations: action.conversations,
+        activeId: action.conversations.some((c) => c.id === state.activeId)
+          ? state.activeId
+          : (action.conversations[0]?.id ?? null),
+      };
     case "select":
       return state.conversations.some((c) => c.id === action.id) ? { ...state, activeId: action.id } : state;
     case "rename": {

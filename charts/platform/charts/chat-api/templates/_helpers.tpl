@@ -158,3 +158,17 @@ the user's own): this release's Redis (store.redis) or store.existingSecret; emp
 {{ .Values.store.existingSecret }}
 {{- end -}}
 {{- end }}
+{{/* Most pods that can run at once: the HPA's ceiling where one renders, else replicaCount. */}}
+{{- define "chat-api.maxPods" -}}
+{{- if include "chat-api.hpa" . -}}{{ .Values.autoscaling.maxReplicas }}{{- else -}}{{ .Values.replicaCount }}{{- end -}}
+{{- end }}
+
+{{/* The conversation store in effect: history.database with `auto` resolved (sqlite for one pod, off for more). */}}
+{{- define "chat-api.historyDatabase" -}}
+{{- $db := .Values.history.database -}}
+{{- if eq $db "auto" -}}
+{{- if gt (int (include "chat-api.maxPods" .)) 1 -}}off{{- else -}}sqlite{{- end -}}
+{{- else -}}
+{{- $db -}}
+{{- end -}}
+{{- end }}
