@@ -1,4 +1,4 @@
-"""The app factory: settings -> one pooled httpx client (owned by the lifespan) -> routes."""
+"""The app factory: settings -> one pooled aiohttp client session (owned by the lifespan) -> routes."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await client.aclose()
+            await client.close()
 
     app = FastAPI(
         title="chat-api",

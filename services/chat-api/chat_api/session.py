@@ -30,7 +30,7 @@ import re
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 from starlette.responses import Response
 
 from chat_api.context import RequestInfo, Services
@@ -43,7 +43,7 @@ from chat_api.errors import (
     UpstreamUnavailable,
 )
 from chat_api.guard import StreamGuard, http_disconnect
-from chat_api.upstream import dumps
+from chat_api.upstream import UPSTREAM_ERRORS, body_chunks, close_response, dumps
 
 log = logging.getLogger("chat_api.session")
 
@@ -290,7 +290,7 @@ class StreamSession:
         self.receive = receive
         self.send = send
         self.encoder: Encoder | None = None
-        self.response: httpx.Response | None = None
+        self.response: aiohttp.ClientResponse | None = None
         self.admitted = False
         self.started = False  # response headers sent
 
@@ -308,7 +308,7 @@ class StreamSession:
         self.services.metrics.inflight.inc()
         self.response = await self.services.upstream.open(body, self.info.request_id)
         loop_time = asyncio.get_running_loop().time
-        async for chunk in self.response.aiter_raw():
+        async for chunk in body_chunks(self.response):
             self.guard.last = loop_time()
             if encoder.finished:
                 continue  # read vLLM's end of message, so the connection goes back to the pool
@@ -375,19 +375,19 @@ class StreamSession:
                 metrics.cancellations.labels(self.route).inc()
                 return None, True
             error = timeout_error(self.services, reason)
-        elif isinstance(exc, OSError):
-            # The client vanished while we were writing to it.
-            log_fields["outcome"] = "cancelled"
-            metrics.cancellations.labels(self.route).inc()
-            return None, True
         elif isinstance(exc, ApiError):
             error = exc
-        elif isinstance(exc, httpx.HTTPError):
+        elif isinstance(exc, UPSTREAM_ERRORS):  # before OSError: aiohttp's errors are OSErrors too
             log.warning("vLLM stream failed", extra={"request_id": self.info.request_id, "error": repr(exc)})
             if self.started or self.response is not None:
                 error = StreamInterrupted("the stream from the model server broke; the answer is incomplete")
             else:
                 error = UpstreamUnavailable("the model server is unavailable; retry later")
+        elif isinstance(exc, OSError):
+            # The client vanished while we were writing to it.
+            log_fields["outcome"] = "cancelled"
+            metrics.cancellations.labels(self.route).inc()
+            return None, True
         elif isinstance(exc, Exception):
             log.error(
                 "unexpected error in a stream", exc_info=exc, extra={"request_id": self.info.request_id}
@@ -410,10 +410,7 @@ class StreamSession:
         services = self.services
         if self.response is not None:
             # Closing before the end drops the connection: that is what makes vLLM abort.
-            try:
-                await self.response.aclose()
-            except Exception:  # a broken connection is already closed
-                log.debug("closing the upstream response failed", exc_info=True)
+            close_response(self.response)
         if self.admitted:
             self.admitted = False
             services.limiter.release()
