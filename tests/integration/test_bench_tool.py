@@ -8,7 +8,18 @@ import asyncio
 
 import pytest
 
-from scripts.bench import LevelResult, comparison, paired, print_table, round_order, run_level, side_by_side
+from scripts.bench import (
+    LevelResult,
+    comparison,
+    level_from_vllm_bench,
+    paired,
+    parse_args,
+    print_table,
+    round_order,
+    run_level,
+    side_by_side,
+    vllm_bench_command,
+)
 
 
 def level(tokens_per_s: float, ttft_p50_ms: float) -> LevelResult:
@@ -46,6 +57,37 @@ def test_paired_figures_are_round_by_round_against_direct_with_their_spread() ->
     assert row["control_throughput_ratio_median"] == 1.0
     assert row["control_throughput_ratio_range"] == [0.95, 1.01]
     assert row["control_ttft_p50_delta_ms_range"] == [-1.0, 6.0]
+
+
+@pytest.mark.unit
+def test_the_vllm_bench_driver_reads_vllm_bench_serves_detailed_result() -> None:
+    # The fields `vllm bench serve --save-detailed` writes (vllm/benchmarks/serve.py, vLLM 0.32).
+    result = {
+        "duration": 2.0,
+        "output_throughput": 96.0,
+        "ttfts": [0.010, 0.030, 0.0],
+        "itls": [[0.001, 0.003], [0.002], []],
+        "latencies": [0.1, 0.2, 0.0],
+        "errors": ["", "", "ClientConnectorError: refused"],
+    }
+    level = level_from_vllm_bench("chat-api", 16, result)
+    assert (level.requests, level.errors, level.tokens_per_s, level.wall_s) == (3, 1, 96.0, 2.0)
+    # Only the successful requests count in the latencies.
+    assert (level.ttft_ms["p50"], level.ttft_ms["p99"]) == (10.0, 30.0)
+    assert level.itl_ms["p50"] == 2.0
+    assert level.error_examples == ["ClientConnectorError: refused"]
+
+
+@pytest.mark.unit
+def test_the_vllm_bench_command_is_one_greedy_level_without_the_key(tmp_path) -> None:
+    out = tmp_path / "r.json"
+    command = vllm_bench_command("http://127.0.0.1:9", "tiny-llama", tmp_path, 16, 96, 64, out)
+    assert command[1:3] == ["bench", "serve"]
+    flags = dict(zip(command[3::2], command[4::2], strict=False))
+    assert flags["--max-concurrency"] == "16" and flags["--num-prompts"] == "96"
+    assert flags["--output-len"] == "64" and flags["--temperature"] == "0"
+    assert not any("bearer" in part.lower() for part in command)
+    assert parse_args(["--side-by-side", "--driver", "vllm-bench"]).driver == "vllm-bench"
 
 
 @pytest.mark.integration
