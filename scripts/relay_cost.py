@@ -117,11 +117,13 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_healthy(port: int, timeout_s: float) -> None:
+def wait_healthy(port: int, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"chat-api exited with {process.returncode} before it answered /healthz")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
                 return
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
            "CHAT_API_PORT": str(args.port), "CHAT_API_UPSTREAM_URL": f"http://127.0.0.1:{source_port}",
            "CHAT_API_RATE_LIMIT_PER_MINUTE": "0", "CHAT_API_MAX_CONCURRENT_STREAMS": "512",
            "CHAT_API_QUEUE_SIZE": "512"}  # fmt: skip
-    out = Path("build") / "relay_cost" / f"callgrind.{os.getpid()}"
+    out = REPO_ROOT / "build" / "relay_cost" / f"callgrind.{os.getpid()}"
     command = [str(PYTHON), "-m", "chat_api"]
     if args.callgrind:
         # Valgrind runs chat-api some 50 times slower: connects and idle pooled connections must
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     api = subprocess.Popen(command, env=env, cwd=args.chat_api_dir, stdout=subprocess.DEVNULL)
     try:
-        wait_healthy(args.port, 1800 if args.callgrind else 60)
+        wait_healthy(args.port, 1800 if args.callgrind else 60, api)
         asyncio.run(load(args.port, 20, min(args.concurrency, 20), args.tokens))  # warm-up: pool, caches
         if args.callgrind:
             subprocess.run(["callgrind_control", "-i", "on", str(api.pid)], check=True, capture_output=True)
@@ -186,9 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.concurrency} at a time"
     )
     if args.callgrind:
-        totals = next(
-            line for line in out.read_text().splitlines() if line.startswith(("summary:", "totals:"))
-        )
+        # callgrind writes `summary: 0` in the header when it starts uninstrumented; `totals:` is right.
+        totals = [line for line in out.read_text().splitlines() if line.startswith("totals:")][-1]
         instructions = int(totals.split()[1])
         print(f"chat-api: {instructions / args.requests / 1e6:.2f} M instructions per request ({out})")
     else:
