@@ -105,7 +105,7 @@ def test_a_bench_level_through_chat_api_counts_exact_tokens_and_cancels_nothing(
 @pytest.mark.integration
 def test_side_by_side_with_a_control_arm_reports_direct_against_direct(vllm_server, chat_api, capsys) -> None:
     args = argparse.Namespace(
-        concurrency=[2], repeats=3, per_stream=1, max_tokens=4, api_key=None, control=True
+        concurrency=[2], repeats=3, per_stream=1, max_tokens=4, api_key=None, control=True, driver="builtin"
     )
     report = asyncio.run(side_by_side(args, vllm_server.base_url, chat_api.base_url, vllm_server.served_name))
     assert report["targets"] == {
