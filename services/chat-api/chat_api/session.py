@@ -18,7 +18,8 @@ An encoder turns vLLM's body bytes into what the client gets:
 - `Buffered` (/v1, not streaming): the JSON answer, at most CHAT_API_MAX_RESPONSE_BYTES.
 
 Every `send` is awaited before the next upstream read, so a slow client slows the upstream
-read (uvicorn's flow control), and chat-api holds at most one chunk plus one partial event.
+read (uvicorn's flow control). chat-api then holds one read plus one partial event, and aiohttp's
+buffer, which stops reading from vLLM's socket above its high-water mark (2 x 64 KiB by default).
 """
 
 from __future__ import annotations
