@@ -19,11 +19,11 @@ control arm and chat-api's CPU accounting are this file's in both:
 - `builtin` (default): the client below, in this process (httpx, one keep-alive connection per
   simulated user);
 - `vllm-bench`: vLLM's own `vllm bench serve` from .venv-vllm, one process per arm and round
-  (`--backend openai-chat`, this tool's prompt as a `custom` dataset, `--save-detailed`), its TTFTs,
+  (`--backend openai-chat`, this tool's prompt as a ShareGPT-style dataset, `--save-detailed`), its TTFTs,
   inter-token latencies, latencies and output throughput read from its result file. It measures
-  the same things; what it costs is a vLLM import (torch) per arm and round, 15-120 s on the
-  2-core development machine depending on its load (72 starts for `make bench`'s levels), which
-  is why it is not the default there. docs/benchmarks.md has a run of each.
+  the same things; what it costs is a vLLM import (torch) per arm and round, 15 s to over 2
+  minutes on the 2-core development machine depending on its load (72 starts for `make bench`'s
+  levels), which is why it is not the default there. docs/benchmarks.md has a run of each.
 
 When it starts the stack itself, `--cpus split` (the default on two cores or more) pins chat-api
 to a core of its own and vLLM plus this client to the others: the production layout, where
@@ -276,17 +276,18 @@ def vllm_bench_command(
 ) -> list[str]:
     """`vllm bench serve` for one arm and round: `requests` greedy streams, `concurrency` at a time.
 
-    The prompts file (`out`'s folder, prompts.jsonl) holds this tool's one prompt: vLLM's
-    `random` dataset would add `ignore_eos`, which chat-api refuses (a client must not be able to
-    force full-length generations); greedy on this prompt never meets EOS on the tiny model."""
+    The prompts file (`out`'s folder, prompts.json, ShareGPT's layout) holds this tool's prompt
+    once per request: vLLM's `random` dataset would add `ignore_eos`, which chat-api refuses (a
+    client must not force full-length generations), and its `custom` dataset needs pandas; greedy
+    on this prompt never meets EOS on the tiny model."""
     return [
         str(VLLM_PYTHON), "-c", BENCH_SERVE, "--backend", "openai-chat", "--base-url", base_url,
         "--endpoint", "/v1/chat/completions", "--model", model, "--tokenizer", str(tokenizer),
-        "--dataset-name", "custom", "--dataset-path", str(out.parent / "prompts.jsonl"),
-        "--custom-output-len", str(max_tokens), "--seed", "0",
+        "--dataset-name", "sharegpt", "--dataset-path", str(out.parent / "prompts.json"),
+        "--sharegpt-output-len", str(max_tokens), "--seed", "0",
         "--num-prompts", str(requests), "--max-concurrency", str(concurrency), "--request-rate", "inf",
         "--temperature", "0", "--num-warmups", "0", "--ready-check-timeout-sec", "0", "--disable-tqdm",
-        "--skip-chat-template", "--save-result", "--save-detailed",
+        "--save-result", "--save-detailed",
         "--result-dir", str(out.parent), "--result-filename", out.name,
     ]  # fmt: skip
 
@@ -326,7 +327,8 @@ async def run_level_vllm_bench(
         env["OPENAI_API_KEY"] = api_key
     with tempfile.TemporaryDirectory(prefix="vllm-bench-") as tmp:
         out = Path(tmp) / "result.json"
-        (Path(tmp) / "prompts.jsonl").write_text(json.dumps({"prompt": PROMPT[0]["content"]}) + "\n")
+        turns = [{"from": "human", "value": PROMPT[0]["content"]}, {"from": "gpt", "value": "-"}]
+        (Path(tmp) / "prompts.json").write_text(json.dumps([{"conversations": turns}] * requests))
         command = vllm_bench_command(base_url, model, DEFAULT_OUT, concurrency, requests, max_tokens, out)
         proc = await asyncio.create_subprocess_exec(
             *command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

@@ -85,8 +85,8 @@ def test_the_vllm_bench_command_is_one_greedy_level_without_the_key(tmp_path) ->
     assert "vllm.benchmarks.serve" in command[2]
     flags = dict(zip(command[3::2], command[4::2], strict=False))
     assert flags["--max-concurrency"] == "16" and flags["--num-prompts"] == "96"
-    assert flags["--custom-output-len"] == "64" and flags["--temperature"] == "0"
-    assert flags["--dataset-name"] == "custom"  # `random` would add ignore_eos, which chat-api refuses
+    assert flags["--sharegpt-output-len"] == "64" and flags["--temperature"] == "0"
+    assert flags["--dataset-name"] == "sharegpt"  # `random` would add ignore_eos, which chat-api refuses
     assert not any("bearer" in part.lower() for part in command)
     assert parse_args(["--side-by-side", "--driver", "vllm-bench"]).driver == "vllm-bench"
 
