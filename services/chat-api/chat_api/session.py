@@ -18,7 +18,8 @@ An encoder turns vLLM's body bytes into what the client gets:
 - `Buffered` (/v1, not streaming): the JSON answer, at most CHAT_API_MAX_RESPONSE_BYTES.
 
 Every `send` is awaited before the next upstream read, so a slow client slows the upstream
-read (uvicorn's flow control), and chat-api holds at most one chunk plus one partial event.
+read (uvicorn's flow control). chat-api then holds one read plus one partial event, and aiohttp's
+buffer, which stops reading from vLLM's socket above its high-water mark (2 x 64 KiB by default).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import re
 import time
 from typing import Any
 
-import httpx
+import aiohttp
 from starlette.responses import Response
 
 from chat_api.context import RequestInfo, Services
@@ -44,7 +45,7 @@ from chat_api.errors import (
 )
 from chat_api.guard import StreamGuard, http_disconnect
 from chat_api.store import count_usage
-from chat_api.upstream import dumps
+from chat_api.upstream import UPSTREAM_ERRORS, body_chunks, close_response, dumps
 
 log = logging.getLogger("chat_api.session")
 
@@ -144,21 +145,24 @@ class Passthrough(Encoder):
         return events
 
     def _take_usage(self, events: bytes) -> bytes:
-        kept = []
-        for block in EVENT_BREAK.split(events):
-            if USAGE_MARK in block and self.usage is None:
-                try:
-                    obj = json.loads(block.partition(b"data:")[2])
-                except ValueError:
-                    obj = None
-                usage = usage_of(obj)
-                if usage is not None:
-                    self.usage = usage
-                    if not self.forward_usage and not obj.get("choices"):
-                        continue
-            if block:
-                kept.append(block + b"\n\n")
-        return b"".join(kept)
+        """Reads usage from the event that carries it and drops that event when the client did not
+        ask for usage. Only that event is looked at: `events` can be a whole answer when reads
+        coalesce, and splitting all of it cost as much as the rest of the request."""
+        at = events.find(USAGE_MARK)  # unescaped, so a key: it cannot occur inside a JSON string
+        while at >= 0 and self.usage is None:
+            before = (events.rfind(b"\n\n", 0, at), events.rfind(b"\n\r\n", 0, at))
+            start = max(before[0] + 2 if before[0] >= 0 else 0, before[1] + 3 if before[1] >= 0 else 0)
+            brk = EVENT_BREAK.search(events, at)
+            end = brk.end() if brk else len(events)
+            try:
+                obj = json.loads(events[start : brk.start() if brk else end].partition(b"data:")[2])
+            except ValueError:
+                obj = None
+            self.usage = usage_of(obj)
+            if self.usage is not None and not self.forward_usage and not obj.get("choices"):
+                return events[:start] + events[end:]
+            at = events.find(USAGE_MARK, end)
+        return events
 
     def finish(self) -> bytes:
         if not self.finished:
@@ -295,7 +299,7 @@ class StreamSession:
         self.receive = receive
         self.send = send
         self.encoder: Encoder | None = None
-        self.response: httpx.Response | None = None
+        self.response: aiohttp.ClientResponse | None = None
         self.admitted = False
         self.started = False  # response headers sent
 
@@ -313,7 +317,7 @@ class StreamSession:
         self.services.metrics.inflight.inc()
         self.response = await self.services.upstream.open(body, self.info.request_id)
         loop_time = asyncio.get_running_loop().time
-        async for chunk in self.response.aiter_raw():
+        async for chunk in body_chunks(self.response):
             self.guard.last = loop_time()
             if encoder.finished:
                 continue  # read vLLM's end of message, so the connection goes back to the pool
@@ -380,19 +384,19 @@ class StreamSession:
                 metrics.cancellations.labels(self.route).inc()
                 return None, True
             error = timeout_error(self.services, reason)
-        elif isinstance(exc, OSError):
-            # The client vanished while we were writing to it.
-            log_fields["outcome"] = "cancelled"
-            metrics.cancellations.labels(self.route).inc()
-            return None, True
         elif isinstance(exc, ApiError):
             error = exc
-        elif isinstance(exc, httpx.HTTPError):
+        elif isinstance(exc, UPSTREAM_ERRORS):  # before OSError: aiohttp's errors are OSErrors too
             log.warning("vLLM stream failed", extra={"request_id": self.info.request_id, "error": repr(exc)})
             if self.started or self.response is not None:
                 error = StreamInterrupted("the stream from the model server broke; the answer is incomplete")
             else:
                 error = UpstreamUnavailable("the model server is unavailable; retry later")
+        elif isinstance(exc, OSError):
+            # The client vanished while we were writing to it.
+            log_fields["outcome"] = "cancelled"
+            metrics.cancellations.labels(self.route).inc()
+            return None, True
         elif isinstance(exc, Exception):
             log.error(
                 "unexpected error in a stream", exc_info=exc, extra={"request_id": self.info.request_id}
@@ -415,10 +419,7 @@ class StreamSession:
         services = self.services
         if self.response is not None:
             # Closing before the end drops the connection: that is what makes vLLM abort.
-            try:
-                await self.response.aclose()
-            except Exception:  # a broken connection is already closed
-                log.debug("closing the upstream response failed", exc_info=True)
+            close_response(self.response)
         if self.admitted:
             self.admitted = False
             services.limiter.release()

@@ -61,7 +61,7 @@ def last_event(response: httpx.Response) -> tuple[str, dict]:
     return sse(response.text)[-1]
 
 
-# --- the hand-written HTTP layer: every framing error is h11's to find, and ends the stream -----
+# --- the hand-written HTTP layer: every framing error is aiohttp's parser's (llhttp) to find, and ends it
 
 MALFORMED_FRAMING = {
     "negative chunk size": SSE_HEAD + b"-6b\r\n" + b"x" * 200,

@@ -1,1 +1,1 @@
-"""HTTP and WebSocket routes. Dependencies flow one way: routes -> upstream -> httpx."""
+"""HTTP routes. Dependencies flow one way: routes -> session -> upstream -> aiohttp."""
