@@ -99,7 +99,7 @@ def migrate_command(settings: Settings) -> int:
 
     try:
         before, after = asyncio.run(run())
-    except Exception as exc:  # noqa: BLE001 - any failure is reported with its type, no traceback
+    except Exception as exc:  # any failure: its type only (a message may hold the URL's password)
         print(f"chat-api: migrating the conversation database failed: {type(exc).__name__}", file=sys.stderr)
         return 1
     print(f"chat-api: conversation database at revision {after} (was {before or 'empty'})")

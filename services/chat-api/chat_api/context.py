@@ -15,7 +15,7 @@ from chat_api.config import Settings
 from chat_api.contract import Contract
 from chat_api.history.store import Store
 from chat_api.identity import Principal
-from chat_api.limits import ConcurrencyLimiter
+from chat_api.limits import ConcurrencyLimiter, RateLimiter
 from chat_api.metrics import Metrics
 from chat_api.quotas import Quotas
 from chat_api.signin import SignIn
