@@ -161,9 +161,9 @@ async def test_asking_for_history_never_uses_up_the_chat_rate_limit(keys_dir, tm
                 assert (await api.get("/api/conversations", headers=OPS)).status_code == 403
             answers = [(await api.get("/api/conversations", headers=ALICE)).status_code for _ in range(3)]
             assert answers == [200, 200, 429]  # history has its own bucket per person
-    for who in ("key:ops", "person:alice@example.com"):
-        services.rate.check(who)  # the chat's bucket is full: two sends right away are fine
-        services.rate.check(who)
+        for who in ("key:ops", "person:alice@example.com"):
+            await services.quotas.check_request(who)  # the chat's bucket is full: two sends right away
+            await services.quotas.check_request(who)
 
 
 async def test_create_read_update_list_delete(make_client):
