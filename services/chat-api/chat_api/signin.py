@@ -149,6 +149,17 @@ class SignIn:
             name=str(user.get("name") or ""),
         )
 
+    def session_record(self, claims: dict[str, Any]) -> dict[str, Any]:
+        """What the session cookie holds for a person who signed in with these (validated, admitted)
+        ID token claims: who, and the session's absolute end, which activity does not extend."""
+        return {
+            "iss": self.issuer,
+            "sub": str(claims["sub"]),
+            "email": str(claims.get("email") or ""),
+            "name": str(claims.get("name") or claims.get("preferred_username") or ""),
+            "exp": int(time.time()) + self.settings.session_max_age_s,
+        }
+
     # ---- the allowlist
 
     def refusal(self, claims: dict[str, Any]) -> str:
@@ -278,13 +289,7 @@ def install(app: Any, signin: SignIn | None) -> None:
                 link_text="Sign in as someone else",
             )
         request.session.clear()
-        request.session[SESSION_USER] = {
-            "iss": s.issuer,
-            "sub": str(claims["sub"]),
-            "email": str(claims.get("email") or ""),
-            "name": str(claims.get("name") or claims.get("preferred_username") or ""),
-            "exp": int(time.time()) + s.settings.session_max_age_s,
-        }
+        request.session[SESSION_USER] = s.session_record(dict(claims))
         log.info("signed in", extra={"identity": f"user:{s.issuer_host}:{claims['sub']}"})
         return RedirectResponse("/", status_code=303)
 
