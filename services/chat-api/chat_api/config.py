@@ -148,9 +148,6 @@ class Settings(BaseSettings):
     )
     history_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="all of one person's conversations")
     history_max_import_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="one import request body")
-    # TEST HOOK (issue 19, until personal API keys land): an operator key whose file name starts
-    # with `person-` is taken as that person's own key. Never set in the chart.
-    test_person_keys: bool = False
 
     # Logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

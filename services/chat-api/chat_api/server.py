@@ -6,7 +6,6 @@ open streams get up to CHAT_API_DRAIN_TIMEOUT_S to finish, then the process exit
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import uvicorn
@@ -36,11 +35,6 @@ def main() -> int:
         print(f"chat-api: {settings_errors(exc)}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    if settings.test_person_keys:
-        logging.getLogger("chat_api").warning(
-            "CHAT_API_TEST_PERSON_KEYS is on: key files named person-* act as people "
-            "(a test hook; never in production)"
-        )
     try:
         app = create_app(settings)
     except KeyStoreError as exc:

@@ -84,10 +84,6 @@ async def resolve_principal(services: Services, request: Request) -> Principal:
     if presented and services.person_keys is not None and is_person_key(presented):
         return await services.person_keys.resolve(presented, time.time())
     name = services.keys.identify(presented)
-    if name and services.settings.test_person_keys and name.startswith("person-"):
-        # TEST HOOK (issue 19's e2e and route tests): with CHAT_API_TEST_PERSON_KEYS=true (never set by
-        # the chart; logged at start), an operator key file named `person-<who>` is <who>'s own key.
-        return Principal(id=f"person:{name.removeprefix('person-')}", kind="person", via="key")
     if name:
         return Principal.operator_key(name)
     if signin is not None:
