@@ -14,6 +14,7 @@ from scripts.localstack import ui as ui_proc
 from scripts.localstack.process import ManagedProcess, free_port
 from tests.e2e.browser import UI_DIR, Page, browser_unavailable
 from tests.e2e.chat_page import LOGS
+from tests.e2e.signin_stack import signin_stack_factory  # noqa: F401 - a fixture for the tests that sign in
 from tests.fixtures.stack import ChatApiServer
 
 

@@ -1,10 +1,10 @@
 """Conversations that follow the person across devices (issue 19), in two headless Chromiums.
 
-Two separate browser profiles (a laptop and a phone: nothing shared but the person) talk to one
-real chat-api with its SQLite store. The person is a personal API key through chat-api's test hook
-(CHAT_API_TEST_PERSON_KEYS: a key file named `person-<who>`), until sign-in (issue 15) lands: the
-UI sends the key from config.json, and chat-api's identify() makes it a person Principal. Exact
-replies come from FakeOpenAIUpstream (tests/e2e/doubles.py). Screenshots: 30-... and 31-....
+Two separate browser profiles (a laptop and a phone: nothing shared but the person) each sign in
+as the same person through the real OpenID provider, behind the UI image's nginx, to one real
+chat-api with its SQLite store (tests/e2e/signin_stack.py, as tests/e2e/test_signin_ui.py). What is
+stored is read as a third client would: signed in over HTTP as that person (sign_in_over_http).
+Exact replies come from FakeOpenAIUpstream (tests/e2e/doubles.py). Screenshots: 30-... and 31-....
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ import httpx
 import pytest
 
 from tests.e2e.browser import Page
-from tests.e2e.chat_page import COMPOSER, LAST_ANSWER, LOGS, open_chat, send
+from tests.e2e.chat_page import COMPOSER, LAST_ANSWER, LOGS, MODELS_LISTED, send
 from tests.e2e.doubles import FakeOpenAIUpstream
+from tests.e2e.signin_stack import SIGNIN_BUTTON, sign_in_at_provider
+from tests.fixtures.oidc_provider import sign_in_over_http
 
 pytestmark = pytest.mark.e2e
 
-PERSON_KEY = "alice-personal-key-e2e"
+PERSON = "ada@example.com"  # admitted by the stack's allowlist (example.com)
 LOCAL_CONVERSATION = {
     "id": "local-before-sign-in",
     "title": "Written before signing in",
@@ -43,48 +45,48 @@ def wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def stored(api_url: str) -> dict[str, dict]:
-    """What chat-api holds for the person, by id (read the way any client would, with the key)."""
-    headers = {"Authorization": f"Bearer {PERSON_KEY}"}
-    export = httpx.get(f"{api_url}/api/conversations/export?format=json", headers=headers, timeout=10)
-    export.raise_for_status()
-    return {c["id"]: c for c in export.json()["conversations"]}
+def sign_in(page: Page, url: str) -> None:
+    """Open the chat, sign in at the provider as PERSON, wait for the chat and its model list."""
+    page.goto(url)
+    page.click(SIGNIN_BUTTON)
+    sign_in_at_provider(page, PERSON)
+    page.wait_for(COMPOSER, timeout=30)
+    page.wait_until(MODELS_LISTED, timeout=30)
 
 
 def test_a_persons_conversations_follow_them_to_another_device(
-    page: Page, ui_stack_factory, tmp_path: Path
+    page: Page, signin_stack_factory, tmp_path: Path
 ) -> None:
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / "person-alice@example.com").write_text(PERSON_KEY)
-    with FakeOpenAIUpstream("Two tides: the moon pulls the near and the far side.") as upstream:
-        stack = ui_stack_factory(
-            upstream.url,
-            env={
-                "CHAT_API_API_KEYS_DIR": str(keys),
-                "CHAT_API_TEST_PERSON_KEYS": "true",
-                "CHAT_API_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'history.db'}",
-            },
+    with (
+        FakeOpenAIUpstream("Two tides: the moon pulls the near and the far side.") as upstream,
+        httpx.Client(timeout=10) as reader,
+    ):
+        stack = signin_stack_factory(
+            upstream.url, CHAT_API_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
         )
-        config = json.dumps({"apiBaseUrl": stack.api.base_url, "apiKey": PERSON_KEY, "title": "Llama Chat"})
+        assert sign_in_over_http(reader, stack.url, PERSON).status_code == 303
+
+        def stored() -> dict[str, dict]:
+            """What chat-api holds for the person, by id (read by a third client, signed in too)."""
+            export = reader.get(f"{stack.url}/api/conversations/export?format=json")
+            export.raise_for_status()
+            return {c["id"]: c for c in export.json()["conversations"]}
 
         # The laptop: this browser already held a conversation from before the person signed in.
-        page.route_json("**/config.json", config)
         # (Seeded on the origin before the app loads: a page of the same origin that is not the app.)
-        page.goto(f"{stack.ui_url}/robots.txt")
+        page.goto(f"{stack.url}/healthz")
         seeded = json.dumps({"conversations": [LOCAL_CONVERSATION], "activeId": None})
         page.eval(f"localStorage.setItem('llama-chat.v1', {json.dumps(seeded)})")
-        page.goto(stack.ui_url)
+        sign_in(page, stack.url)
         page.wait_for(".import-offer", timeout=30)
         assert "1 conversation from before you signed in" in page.text(".import-offer")
         page.screenshot("30-server-history-import-offer")
         page.click(".import-offer button:has-text('Import')")
         page.wait_until("!document.querySelector('.import-offer')", timeout=30)
         assert page.texts(".conversation-title") == ["Written before signing in"]
-        assert "local-before-sign-in" in stored(stack.api.base_url)
+        assert "local-before-sign-in" in stored()
 
         page.click("button.new-chat")
-        page.wait_until("document.querySelector('.model-picker select option')?.value.length > 0", timeout=30)
         send(page, "Why are there two tides a day?")
         page.wait_for(f"{LAST_ANSWER}[data-status=complete]", timeout=30)
 
@@ -92,7 +94,7 @@ def test_a_persons_conversations_follow_them_to_another_device(
             return any(
                 [m.get("status") for m in c["messages"]] == ["complete", "complete"]
                 and c["title"] == "Why are there two tides a day?"
-                for c in stored(stack.api.base_url).values()
+                for c in stored().values()
             )
 
         wait_for(tides_saved, 15, "the laptop's new conversation is saved on the server, answer complete")
@@ -101,8 +103,7 @@ def test_a_persons_conversations_follow_them_to_another_device(
         phone = Page(LOGS / "browser-server-history-phone.log")
         try:
             phone.viewport(390, 844)
-            phone.route_json("**/config.json", config)
-            open_chat(phone, stack.ui_url)
+            sign_in(phone, stack.url)
             phone.click("button[aria-label='Conversations']")
             phone.wait_until(
                 "[...document.querySelectorAll('.conversation-title')]"
@@ -129,7 +130,7 @@ def test_a_persons_conversations_follow_them_to_another_device(
             phone.wait_until("document.querySelectorAll('.message.assistant').length === 2", timeout=30)
             phone.wait_for(f"{LAST_ANSWER}[data-status=complete]", timeout=30)
             wait_for(
-                lambda: any(len(c["messages"]) == 4 for c in stored(stack.api.base_url).values()),
+                lambda: any(len(c["messages"]) == 4 for c in stored().values()),
                 15,
                 "the phone's follow-up is saved on the server",
             )

@@ -10,87 +10,17 @@ Screenshots: test-artifacts/screenshots/20-signin-page.png, 21-signed-in-chat.pn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from scripts.localstack.process import free_port
 from tests.e2e.browser import Page
-from tests.e2e.chat_page import COMPOSER, LAST_ANSWER, LOGS, send, set_max_tokens
+from tests.e2e.chat_page import COMPOSER, LAST_ANSWER, send, set_max_tokens
 from tests.e2e.doubles import FakeOpenAIUpstream
-from tests.fixtures.oidc_provider import (
-    OidcProvider,
-    SignInApi,
-    signin_env,
-    start_oidc_provider,
-    start_signin_chat_api,
-)
+from tests.e2e.signin_stack import SIGNIN_BUTTON, SignInStack, sign_in_at_provider
 from tests.fixtures.stack import VllmServer
-from tests.fixtures.ui_nginx import skip_without_nginx, ui_nginx
 
 pytestmark = pytest.mark.e2e
-
-# Only what the chart needs to render chat-ui's ConfigMap with sign-in on (the chart refuses one
-# half without the other); the running chat-api gets the real settings from signin_env.
-CHART_SIGNIN = {
-    "chat-api": {
-        "auth": {
-            "oidc": {
-                "issuerUrl": "https://idp.example.com",
-                "clientId": "llama-chat",
-                "clientSecretSecret": "chat-signin",
-                "redirectUrl": "https://chat.example.com/auth/callback",
-                "allowedDomains": ["example.com"],
-            }
-        }
-    },
-    "chat-ui": {"config": {"signIn": True}},
-}
-SIGNIN_BUTTON = "a.signin-button"
-PROVIDER_LOGIN = "input[name=login]"
-
-
-@dataclass
-class SignInStack:
-    url: str
-    provider: OidcProvider
-    api: SignInApi
-
-
-@pytest.fixture
-def signin_stack_factory(ui_dist: Path, tmp_path: Path) -> Iterator[Callable[..., SignInStack]]:
-    skip_without_nginx()
-    stacks: list[tuple[OidcProvider, SignInApi]] = []
-    edges = []
-
-    def make(upstream_url: str, **env: str) -> SignInStack:
-        work = tmp_path / f"stack{len(stacks)}"
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        provider = start_oidc_provider(work, url, LOGS)
-        api = start_signin_chat_api(free_port(), upstream_url, signin_env(work, provider, url, **env), LOGS)
-        stacks.append((provider, api))
-        edge = ui_nginx(work / "nginx", ui_dist, api.base_url, "localhost", LOGS, port, CHART_SIGNIN)
-        edge.__enter__()
-        edges.append(edge)
-        return SignInStack(url, provider, api)
-
-    yield make
-    for edge in edges:
-        edge.__exit__(None, None, None)
-    for provider, api in stacks:
-        api.process.stop()
-        provider.process.stop()
-
-
-def sign_in_at_provider(page: Page, login: str) -> None:
-    """The provider's own login form (oidc-provider's devInteractions): any password."""
-    page.wait_for(PROVIDER_LOGIN, timeout=30)
-    page.fill(PROVIDER_LOGIN, login)
-    page.fill("input[name=password]", "any password")
-    page.click("button[type=submit]")
 
 
 def test_a_person_signs_in_chats_and_signs_out(
