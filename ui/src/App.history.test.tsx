@@ -8,7 +8,9 @@ import { click, key, render, typeValue } from "./components/testing";
 import { IMPORT_OFFERED_KEY } from "./lib/serverHistory";
 import { type Conversation, DEFAULT_SETTINGS, STORAGE_KEY } from "./lib/store";
 
-const CONFIG = { apiBaseUrl: "http://api.test", apiKey: "person-key", title: "Chat", defaultSystemPrompt: "", savedPrompts: [], signIn: false };
+// A person's own API key as `python -m chat_api keys create` makes it (llp_ and 43 characters).
+const PERSONAL_KEY = "llp_" + "k".repeat(43);
+const CONFIG = { apiBaseUrl: "http://api.test", apiKey: PERSONAL_KEY, title: "Chat", defaultSystemPrompt: "", savedPrompts: [], signIn: false };
 
 function conversation(id: string, title: string, updatedAt = Date.now()): Conversation {
   return {
