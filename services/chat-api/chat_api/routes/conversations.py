@@ -29,8 +29,29 @@ from chat_api.history.schema import ID_PATTERN, ConversationBody, ImportBody
 from chat_api.history.store import HistoryLimit, StaleCopy, Store
 from chat_api.identity import Principal
 from chat_api.routes.common import identify, read_json_body, services_of
+from chat_api.routes.openai import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api/conversations", tags=["conversations"])
+_ERRORS = {
+    400: "invalid conversation, id or parameter (the message names it)",
+    401: "sign-in required, or the session expired",
+    403: "not a signed-in person (anonymous, or an operator key): the browser keeps its conversations",
+    404: "no such conversation, or this chat-api keeps none (CHAT_API_DATABASE_URL empty)",
+    408: "the body did not arrive in time",
+    409: "the stored copy is newer than the one sent (saved from another device)",
+    413: "over a history limit (the message names the setting)",
+    415: "the body is not application/json",
+    429: "over the person's request limit; see Retry-After",
+    503: "the conversation store or the shared store does not answer",
+}
+# Every route documents every error it may answer, in the OpenAI error shape (the fuzzer checks).
+router = APIRouter(
+    prefix="/api/conversations",
+    tags=["conversations"],
+    responses={
+        status: {"description": text, "content": ERROR_RESPONSES[400]["content"]}
+        for status, text in _ERRORS.items()
+    },
+)
 ExportFormat = Literal["json", "markdown"]
 PathId = Annotated[str, Path(pattern=ID_PATTERN, description="the conversation's id (the UI makes it)")]
 
