@@ -34,6 +34,18 @@ def change(
     }
 
 
+def configure_for_moto(
+    workdir: Path, moto: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """terraform.tfvars with a fresh key in `workdir`, and this process's AWS and terraform
+    settings pointed at moto and the offline provider mirror (the node_bootstrap code runs here)."""
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    write_tfvars(workdir, key.with_suffix(".pub").read_text().strip())
+    for name, value in {**moto, "TF_CLI_CONFIG_FILE": str(CLI_CONFIG)}.items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.mark.unit
 def test_estimate_prices_instances_volumes_and_addresses_and_names_what_it_cannot_price() -> None:
     from node_bootstrap import cost
@@ -88,11 +100,7 @@ def test_make_cluster_prints_the_cost_of_the_real_plan_and_creates_nothing_when_
     from node_bootstrap.errors import PreflightError
     from node_bootstrap.settings import Settings
 
-    key = tmp_path / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    write_tfvars(initialised, key.with_suffix(".pub").read_text().strip())
-    for name, value in {**moto_server, "TF_CLI_CONFIG_FILE": str(CLI_CONFIG)}.items():
-        monkeypatch.setenv(name, value)
+    configure_for_moto(initialised, moto_server, tmp_path, monkeypatch)
     asked: list[str] = []
     monkeypatch.setattr("builtins.input", lambda q: asked.append(q) or "no")
     settings = Settings(tf_dir=initialised, state_dir=tmp_path / "state")
@@ -129,11 +137,7 @@ def test_make_destroy_asks_aws_what_is_left_and_names_what_still_bills(
     from node_bootstrap.errors import PreflightError
     from node_bootstrap.settings import Settings
 
-    key = tmp_path / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    write_tfvars(initialised, key.with_suffix(".pub").read_text().strip())
-    for name, value in {**moto_server, "TF_CLI_CONFIG_FILE": str(CLI_CONFIG)}.items():
-        monkeypatch.setenv(name, value)
+    configure_for_moto(initialised, moto_server, tmp_path, monkeypatch)
     ec2 = ec2_client(moto_server)
     tags = [{"Key": "Project", "Value": "llama-platform"}, {"Key": "Cluster", "Value": "llama"}]
     stray = ec2.create_volume(

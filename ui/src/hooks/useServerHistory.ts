@@ -7,6 +7,7 @@ import { ApiError } from "../lib/errors";
 import {
   HistoryClient,
   HistorySync,
+  sendUnsaved,
   IMPORT_OFFERED_KEY,
   type ImportResult,
   importableLocal,
@@ -37,8 +38,8 @@ export function useServerHistory(
   const [importable, setImportable] = useState<Conversation[]>([]);
   const [problem, setProblem] = useState<string | null>(null);
   const sync = useMemo(
-    () => new HistorySync(client, (error) => setProblem(error ? describe(error) : null)),
-    [client],
+    () => new HistorySync(client, (error) => setProblem(error ? describe(error) : null), undefined, storage),
+    [client, storage],
   );
   const primeNext = useRef(false);
 
@@ -60,6 +61,8 @@ export function useServerHistory(
       if (detected === "local") return setKind("local");
       let conversations: Conversation[];
       try {
+        // What an earlier page could not save (its session ended mid-answer, say) goes first.
+        await sendUnsaved(client, storage);
         conversations = await client.loadAll();
       } catch (error) {
         // Present but not readable now: stay on localStorage rather than show an empty history.

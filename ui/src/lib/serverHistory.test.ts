@@ -1,6 +1,15 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ApiError } from "./errors";
-import { HistoryClient, HistorySync, IMPORT_OFFERED_KEY, importableLocal, planSync } from "./serverHistory";
+import {
+  HistoryClient,
+  HistorySync,
+  IMPORT_OFFERED_KEY,
+  importableLocal,
+  planSync,
+  sendUnsaved,
+  UNSAVED_KEY,
+  unsavedConversations,
+} from "./serverHistory";
 import { type Conversation, DEFAULT_SETTINGS, STORAGE_KEY, type StoreState } from "./store";
 
 const client = new HistoryClient({ apiBaseUrl: "http://api.test", apiKey: "k-1" });
@@ -127,5 +136,44 @@ describe("the import offer", () => {
     expect(importableLocal(storage).map((c) => c.id)).toEqual(["x"]);
     items.set(IMPORT_OFFERED_KEY, "2026-12-01");
     expect(importableLocal(storage)).toEqual([]);
+  });
+});
+
+describe("changes the server did not take (the session ended mid-answer)", () => {
+  function memory() {
+    const items = new Map<string, string>();
+    return {
+      items,
+      getItem: (k: string) => items.get(k) ?? null,
+      setItem: (k: string, v: string) => void items.set(k, v),
+      removeItem: (k: string) => void items.delete(k),
+    };
+  }
+
+  it("are kept in this browser and sent by the next page, which then forgets them", async () => {
+    vi.useFakeTimers();
+    const storage = memory();
+    const put = vi.fn().mockRejectedValueOnce(new ApiError("http", "Your sign-in has expired", 401, "session_expired"));
+    const sync = new HistorySync({ put, remove: vi.fn() }, () => {}, 800, storage);
+    const answered = conversation("a", 2);
+    sync.prime({ conversations: [conversation("a")], activeId: "a" });
+    sync.schedule({ conversations: [answered], activeId: "a" });
+    await vi.advanceTimersByTimeAsync(800);
+    expect(unsavedConversations(storage)).toEqual([answered]);
+
+    // The next page (signed in again) sends it before it shows the server's conversations.
+    const next = vi.fn().mockResolvedValue(undefined);
+    expect(await sendUnsaved({ put: next }, storage)).toBe(1);
+    expect(next.mock.calls).toEqual([[answered]]);
+    expect(storage.items.has(UNSAVED_KEY)).toBe(false);
+    vi.useRealTimers();
+  });
+
+  it("give way to a newer copy saved from another device (409)", async () => {
+    const storage = memory();
+    storage.setItem(UNSAVED_KEY, JSON.stringify([conversation("a")]));
+    const put = vi.fn().mockRejectedValue(new ApiError("http", "changed elsewhere", 409, "conversation_changed"));
+    expect(await sendUnsaved({ put }, storage)).toBe(0);
+    expect(unsavedConversations(storage)).toEqual([]);
   });
 });

@@ -11,6 +11,59 @@ import { type Conversation, loadState, type StoreState } from "./store";
 export type StoreKind = "local" | "server";
 /** Set once the browser's own conversations were imported to the account or the offer declined. */
 export const IMPORT_OFFERED_KEY = "llama-chat.import-offered.v1";
+/**
+ * Changes the server has not acknowledged (the session ended, the network dropped): kept in this
+ * browser until the next page in server mode sends them, so signing in again loses nothing.
+ */
+export const UNSAVED_KEY = "llama-chat.unsaved.v1";
+
+type KeyValueStore = Pick<Storage, "getItem" | "setItem" | "removeItem">;
+
+export function unsavedConversations(storage: Pick<Storage, "getItem">): Conversation[] {
+  try {
+    const value: unknown = JSON.parse(storage.getItem(UNSAVED_KEY) ?? "[]");
+    return Array.isArray(value) ? (value as Conversation[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+function keepUnsaved(storage: KeyValueStore, conversations: Conversation[]): void {
+  const byId = new Map(unsavedConversations(storage).map((c) => [c.id, c]));
+  for (const conversation of conversations) byId.set(conversation.id, conversation);
+  try {
+    storage.setItem(UNSAVED_KEY, JSON.stringify([...byId.values()]));
+  } catch {
+    // Storage full or off: the save problem is already reported.
+  }
+}
+
+function forgetUnsaved(storage: KeyValueStore, id: string): void {
+  const left = unsavedConversations(storage).filter((c) => c.id !== id);
+  if (left.length) storage.setItem(UNSAVED_KEY, JSON.stringify(left));
+  else storage.removeItem(UNSAVED_KEY);
+}
+
+/**
+ * Send what an earlier page could not save; a conversation the server holds a newer copy of
+ * (409: changed on another device since) is left as the server has it. Returns how many were sent.
+ */
+export async function sendUnsaved(
+  client: Pick<HistoryClient, "put">,
+  storage: KeyValueStore,
+): Promise<number> {
+  let sent = 0;
+  for (const conversation of unsavedConversations(storage)) {
+    try {
+      await client.put(conversation);
+      sent += 1;
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 409)) throw error;
+    }
+    forgetUnsaved(storage, conversation.id);
+  }
+  return sent;
+}
 export const SAVE_DELAY_MS = 800;
 
 export interface ImportResult {
@@ -135,6 +188,7 @@ export class HistorySync {
     private readonly client: Pick<HistoryClient, "put" | "remove">,
     private readonly onResult: (error: ApiError | null) => void,
     private readonly delayMs = SAVE_DELAY_MS,
+    private readonly unsaved: KeyValueStore | null = null,
   ) {}
 
   /** What the server holds now (just loaded): nothing of it is sent back. */
@@ -170,6 +224,7 @@ export class HistorySync {
       for (const conversation of plan.put) {
         await this.client.put(conversation);
         this.saved.set(conversation.id, conversation);
+        if (this.unsaved) forgetUnsaved(this.unsaved, conversation.id);
       }
       for (const id of plan.remove) {
         await this.client.remove(id);
@@ -177,6 +232,9 @@ export class HistorySync {
       }
       this.onResult(null);
     } catch (error) {
+      // Keep what the server did not take in this browser, for the next page to send.
+      const unsent = plan.put.filter((c) => this.saved.get(c.id) !== c);
+      if (this.unsaved && unsent.length) keepUnsaved(this.unsaved, unsent);
       this.onResult(error instanceof ApiError ? error : new ApiError("network", String(error)));
     }
   }
