@@ -38,8 +38,10 @@ function keepUnsaved(storage: KeyValueStore, conversations: Conversation[]): voi
   }
 }
 
-function forgetUnsaved(storage: KeyValueStore, id: string): void {
-  const left = unsavedConversations(storage).filter((c) => c.id !== id);
+function forgetUnsaved(storage: KeyValueStore, id: string, sent?: Conversation): void {
+  // Only the copy that was sent: a newer change kept meanwhile stays until it is sent too.
+  const same = (c: Conversation) => c.id === id && (!sent || JSON.stringify(c) === JSON.stringify(sent));
+  const left = unsavedConversations(storage).filter((c) => !same(c));
   if (left.length) storage.setItem(UNSAVED_KEY, JSON.stringify(left));
   else storage.removeItem(UNSAVED_KEY);
 }
@@ -199,6 +201,11 @@ export class HistorySync {
 
   schedule(state: StoreState): void {
     this.latest = state;
+    // Written ahead: a page closed (or sent to sign in) before the save leaves the change here.
+    if (this.unsaved) {
+      const pending = planSync(this.saved, state).put;
+      if (pending.length) keepUnsaved(this.unsaved, pending);
+    }
     if (this.timer === undefined) this.timer = setTimeout(() => void this.flush(), this.delayMs);
   }
 
@@ -224,7 +231,7 @@ export class HistorySync {
       for (const conversation of plan.put) {
         await this.client.put(conversation);
         this.saved.set(conversation.id, conversation);
-        if (this.unsaved) forgetUnsaved(this.unsaved, conversation.id);
+        if (this.unsaved) forgetUnsaved(this.unsaved, conversation.id, conversation);
       }
       for (const id of plan.remove) {
         await this.client.remove(id);
