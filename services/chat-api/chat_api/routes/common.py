@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Request
@@ -57,16 +59,23 @@ async def identify(services: Services, request: Request, rate: bool = True) -> P
         info.log["key_name"] = principal.key_name
     services.metrics.principals.labels(principal.kind, principal.via).inc()
     if rate:
-        try:
+        async with quota_refusals_counted(services, principal.id):
             await services.quotas.check_request(principal.id)
-        except Rejected as exc:
-            services.metrics.rejections.labels(exc.reason).inc()
-            await count_usage(services.store, principal.id, services.settings.usage_retention_days, refused=1)
-            raise
-        except StoreUnavailable:
-            services.metrics.rejections.labels("store_unavailable").inc()
-            raise
     return principal
+
+
+@asynccontextmanager
+async def quota_refusals_counted(services: Services, principal_id: str) -> AsyncIterator[None]:
+    """A limit's refusal counted in the metrics and in the person's usage; a silent store in the metrics."""
+    try:
+        yield
+    except Rejected as exc:
+        services.metrics.rejections.labels(exc.reason).inc()
+        await count_usage(services.store, principal_id, services.settings.usage_retention_days, refused=1)
+        raise
+    except StoreUnavailable:
+        services.metrics.rejections.labels("store_unavailable").inc()
+        raise
 
 
 async def resolve_principal(services: Services, request: Request) -> Principal:
@@ -99,17 +108,10 @@ async def admit_tokens(services: Services, request: Request, messages: list[dict
     principal = info.principal
     if principal is None or not services.quotas.budgets_enabled:
         return
-    try:
+    async with quota_refusals_counted(services, principal.id):
         info.charged_tokens = await services.quotas.admit_tokens(
             principal.id, estimate_prompt_tokens(messages)
         )
-    except Rejected as exc:
-        services.metrics.rejections.labels(exc.reason).inc()
-        await count_usage(services.store, principal.id, services.settings.usage_retention_days, refused=1)
-        raise
-    except StoreUnavailable:
-        services.metrics.rejections.labels("store_unavailable").inc()
-        raise
 
 
 async def read_json_body(request: Request, settings: Settings, limit: int | None = None) -> bytes:
