@@ -82,7 +82,6 @@ export function SignInPage({ title, problem, onRetry }: { title: string; problem
             <a className="button signin-button" href="/auth/login">
               Sign in
             </a>
-            <p className="signin-note">Your conversations stay in this browser.</p>
           </>
         )}
       </div>
