@@ -69,4 +69,4 @@ def test_chat_streams_through_nginx_same_origin(page: Page, nginx_ui: str, vllm_
     lengths = [n for status, n in page.eval("window.__lengths") if status == "streaming" and n > 0]
     # proxy_buffering off: the answer arrives in pieces, not in one block when nginx's buffer fills.
     assert len(set(lengths)) >= 3, f"the answer should stream through nginx, saw lengths {lengths}"
-    page.screenshot("13-through-nginx-same-origin")
+    page.screenshot("24-through-nginx-same-origin")

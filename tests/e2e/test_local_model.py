@@ -144,7 +144,7 @@ def test_ui_says_which_demo_model_answers_and_it_answers(page: Page, local_stack
 
     send(page, QUESTION)
     page.wait_for(f"{LAST_ANSWER}[data-status=complete]", timeout=ANSWER_TIMEOUT_S)
-    page.screenshot("20-default-local-model-answers")
+    page.screenshot("25-default-local-model-answers")
     answer = page.text(f"{LAST_ANSWER} .markdown")
     print(f"\nUI answer: {answer!r}")
     assert EXPECTED_WORD in answer.lower(), f"{QUESTION!r} was answered {answer!r} in the UI"

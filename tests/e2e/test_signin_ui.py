@@ -30,7 +30,7 @@ def test_a_person_signs_in_chats_and_signs_out(
     page.goto(stack.url)
     page.wait_for(SIGNIN_BUTTON)
     assert page.count(COMPOSER) == 0, "nobody is signed in: no chat"
-    page.screenshot("20-signin-page")
+    page.screenshot("26-signin-page")
 
     page.click(SIGNIN_BUTTON)
     sign_in_at_provider(page, "ada@example.com")
@@ -44,7 +44,7 @@ def test_a_person_signs_in_chats_and_signs_out(
     set_max_tokens(page, 16)
     send(page, "Hello from a signed-in person")
     page.wait_for(f"{LAST_ANSWER}[data-status=complete]", timeout=120)
-    page.screenshot("21-signed-in-chat")
+    page.screenshot("27-signed-in-chat")
 
     page.click("button.signout")
     # The provider asks before it ends its own session (RP-Initiated Logout), then sends us back.
@@ -59,7 +59,7 @@ def test_a_person_signs_in_chats_and_signs_out(
     page.wait_for("#signin-message", timeout=30)
     assert "mallory@other.org may not use this service" in page.text("#signin-message")
     assert "example.com" in page.text("#signin-message")
-    page.screenshot("22-signin-refused")
+    page.screenshot("28-signin-refused")
     assert page.eval("fetch('/auth/me').then(r => r.status)") == 401
 
 
@@ -88,7 +88,7 @@ def test_a_session_that_ends_mid_conversation_keeps_the_answer_and_offers_sign_i
         page.wait_for(f"{LAST_ANSWER} .problem", timeout=30)
         assert "Your sign-in has expired" in page.text(f"{LAST_ANSWER} .problem")
         assert page.count(f"{LAST_ANSWER} a.signin-again") == 1
-        page.screenshot("23-session-expired")
+        page.screenshot("29-session-expired")
         requests_before = len(upstream.requests)
 
         # Signing in again: the provider's session still holds, so no form; back to the same page.
