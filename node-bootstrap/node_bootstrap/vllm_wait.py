@@ -56,6 +56,7 @@ DOWNLOAD_CONTAINER = "download-weights"  # charts/platform/charts/vllm-llama/tem
 VLLM_CONTAINER = "vllm"
 VALUES_PREFIX = "vllm-llama."  # the subchart's key in the umbrella's values
 
+READ_LINES = 1000
 FAILED_STAGES = frozenset({"crashloop", "download_failed", "image_pull_failed", "config_error", "failed"})
 # Which pod to follow when there are several (a rolling update): the furthest along, then the newest.
 _RANK = {
@@ -357,7 +358,9 @@ _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\
 def split_log(text: str) -> list[tuple[str, str]]:
     """(timestamp, line) for each line of a `timestamps=true` log; carriage-return redraws keep their last."""
     lines = []
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # not splitlines(): a bare "\r" is a redraw inside one log line
+        if not raw:
+            continue
         match = _TIMESTAMP.match(raw)
         stamp, line = (match.group(1), match.group(2)) if match else ("", raw)
         lines.append((stamp, line.rsplit("\r", 1)[-1].rstrip()))
@@ -414,8 +417,10 @@ class DownloadProgress:
 # vLLM 0.32.0's lines that mark a loading phase or a figure worth showing: (pattern, phase, detail).
 # The detail is a format over the match's groups; None keeps the phase's line only.
 _VLLM_MILESTONES: list[tuple[re.Pattern[str], str, str | None]] = [
-    # vllm/entrypoints/utils.py (cli_env_setup / log_version_and_model)
-    (re.compile(r"vLLM API server version (\S+)"), "starting", "vLLM {0}"),
+    # vllm/entrypoints/serve/utils/api_utils.py, log_version_and_model: a logo whose second line ends in
+    # "version 0.32.0", or with VLLM_DISABLE_LOG_LOGO "vLLM server version %s, serving model %s"
+    (re.compile(r"█\s+version (\S+)$"), "starting", "vLLM {0}"),
+    (re.compile(r"vLLM server version (\S+?),? serving model"), "starting", "vLLM {0}"),
     # vllm/v1/worker/gpu_model_runner.py, cpu_model_runner.py: "Starting to load model %s..."
     (re.compile(r"Starting to load model (\S+?)\.\.\."), "loading weights", "{0}"),
     # vllm/model_executor/model_loader/default_loader.py: "Loading weights took %.2f seconds"
@@ -428,6 +433,8 @@ _VLLM_MILESTONES: list[tuple[re.Pattern[str], str, str | None]] = [
     ),
     # vllm/compilation/backends.py: "Dynamo bytecode transform time: %.2f s", "Compiling a graph ...
     # takes %.2f s", "Directly load the compiled graph(s) ... from the cache, took %.3f s"
+    # vllm/compilation/monitor.py: "Starting torch.compile", "torch.compile took %.2f s in total"
+    (re.compile(r"Starting torch\.compile"), "compiling (torch.compile)", None),
     (re.compile(r"Dynamo bytecode transform time: ([\d.]+) s"), "compiling (torch.compile)", None),
     (
         re.compile(r"Compiling a graph for compile range .* takes ([\d.]+) s"),
@@ -435,9 +442,15 @@ _VLLM_MILESTONES: list[tuple[re.Pattern[str], str, str | None]] = [
         None,
     ),
     (re.compile(r"Directly load the compiled graph"), "compiling (torch.compile)", "from the compile cache"),
-    (re.compile(r"torch\.compile takes ([\d.]+) s in total"), "compiling (torch.compile)", "took {0} s"),
+    (re.compile(r"torch\.compile took ([\d.]+) s in total"), "compiling (torch.compile)", "took {0} s"),
     # vllm/utils/mem_utils.py, vllm/v1/worker/gpu_worker.py: "Available KV cache memory: %s GiB"
     (re.compile(r"Memory profiling takes ([\d.]+) seconds"), "sizing the KV cache", None),
+    # vllm/v1/worker/cpu_worker.py: "Explicitly set (%s/%s) GiB for KV cache on node %d."
+    (
+        re.compile(r"Explicitly set \(([\d.]+)/[\d.]+\) GiB for KV cache"),
+        "sizing the KV cache",
+        "{0} GiB for the KV cache",
+    ),
     (
         re.compile(r"Available KV cache memory: ([\d.]+) GiB"),
         "sizing the KV cache",
@@ -489,14 +502,22 @@ def _milestone(line: str) -> tuple[str, str | None] | None:
 
 _CAUSES: list[tuple[re.Pattern[str], str, str]] = [
     (
+        # vllm/v1/core/kv_cache_utils.py, _check_enough_kv_cache_memory and the auto-fit
         re.compile(
-            r"CUDA out of memory|OutOfMemoryError|not enough GPU memory"
-            r"|No available memory for the cache blocks|Cannot auto-fit max_model_len"
-            r"|larger than the maximum number of tokens that can be stored in KV cache"
+            r"larger than the available KV cache memory|No available memory for the cache blocks"
+            r"|Cannot auto-fit max_model_len"
         ),
-        "the model does not fit in the GPU's memory (CUDA out of memory)",
-        f"lower {VALUES_PREFIX}vllm.maxModelLen, or {VALUES_PREFIX}vllm.gpuMemoryUtilization if other "
-        "processes hold GPU memory (nvidia-smi on the node), then upgrade the release",
+        "the KV cache that fits in the GPU cannot hold one request of maxModelLen tokens",
+        f"lower {VALUES_PREFIX}vllm.maxModelLen (vLLM's log above estimates the longest that fits), or raise "
+        f"{VALUES_PREFIX}vllm.gpuMemoryUtilization, then run again",
+    ),
+    (
+        # torch's OutOfMemoryError; vLLM's own wording when loading or warming up
+        re.compile(r"CUDA out of memory|OutOfMemoryError|not enough GPU memory"),
+        "the GPU ran out of memory (CUDA out of memory)",
+        f"lower {VALUES_PREFIX}vllm.gpuMemoryUtilization (room for activations and CUDA graphs), or "
+        f"{VALUES_PREFIX}vllm.maxNumSeqs or {VALUES_PREFIX}vllm.maxModelLen; `nvidia-smi` on the node shows "
+        "whether another process holds GPU memory",
     ),
     (
         re.compile(
@@ -652,6 +673,7 @@ class _Waiter:
         self.download = DownloadProgress()
         self.last_lines: list[str] = []
         self.event_message = ""
+        self.pull_error = ""  # kubelet's "Failed to pull image ...: <the registry's answer>"
 
     # -- output
     def say(self, stage: str, text: str) -> None:
@@ -666,12 +688,13 @@ class _Waiter:
         cursor = self.cursors.get((pod, container))
         if cursor is None or cursor.container_id != container_id:
             cursor = self.cursors[(pod, container)] = _LogCursor(container_id)
-        text = self.kube.pod_log(self.namespace, pod, container, tail_lines=self.tail_lines)
+        # Enough lines that a chatty 5 s (vLLM prints its whole config at start) loses none.
+        text = self.kube.pod_log(self.namespace, pod, container, tail_lines=READ_LINES)
         if text is None:
             return []
-        lines = split_log(text)
-        self.last_lines = ([*self.last_lines, *[line for _, line in lines]])[-self.tail_lines :]
-        return cursor.new(lines)
+        fresh = cursor.new(split_log(text))
+        self.last_lines = [*self.last_lines, *fresh][-self.tail_lines :]
+        return fresh
 
     def previous_log(self, pod: str, container: str) -> list[str]:
         text = self.kube.pod_log(self.namespace, pod, container, tail_lines=self.tail_lines, previous=True)
@@ -699,6 +722,8 @@ class _Waiter:
                 self.say(current.stage, f"following the newer pod {current.name}")
             self.pod = current.name
         changed = current.stage != self.stage
+        if changed and self.stage == "downloading" and current.pod:
+            self._download_lines(current)  # its last lines ("download complete") if the poll missed them
         self.stage = current.stage
         getattr(self, f"_on_{current.stage}", self._on_other)(current, changed)
         return current
@@ -712,8 +737,11 @@ class _Waiter:
         """kubelet's and the scheduler's words on the pod (pulling, pulled with time and size, back-off)."""
         for event in self.new_events(current.name):
             reason, message = event.get("reason", ""), str(event.get("message", ""))
-            if reason in ("Pulling", "Pulled", "Failed", "BackOff", "FailedScheduling", "FailedMount"):
-                self.event_message = message
+            if reason in ("Pulling", "Pulled", "Failed", "BackOff", "FailedMount", "FailedCreatePodSandBox"):
+                if message.startswith("Failed to pull image"):
+                    self.pull_error = message
+                if reason.startswith("Failed") and not message.startswith("Error: "):
+                    self.event_message = message
                 self.say(self.stage, _event_line(reason, message))
 
     def _on_no_pod(self, current: PodStage, changed: bool) -> None:
@@ -740,6 +768,11 @@ class _Waiter:
 
     def _on_downloading(self, current: PodStage, changed: bool) -> None:
         self._pod_events(current)
+        self._download_lines(current)
+        if changed and not self.download.model:
+            self.say("downloading", "the download-weights init container is running")
+
+    def _download_lines(self, current: PodStage) -> None:
         status = self._container_status(current.pod, DOWNLOAD_CONTAINER, init=True)
         for line in self.read_log(current.name, DOWNLOAD_CONTAINER, status):
             if match := _DOWNLOAD_START.match(line):
@@ -751,11 +784,10 @@ class _Waiter:
             elif match := _DOWNLOAD_PROGRESS.match(line):
                 self.download.samples.append((int(match.group(2)), int(match.group(1))))
             elif match := _DOWNLOAD_SKIP.match(line):
+                self.download = DownloadProgress(model=match.group(1))
                 self.say("downloading", f"{match.group(1)} already in the cache: no download")
             elif _DOWNLOAD_DONE.match(line):
                 self.say("downloading", "download complete")
-        if changed and not self.download.model:
-            self.say("downloading", "the download-weights init container is running")
 
     def _on_loading(self, current: PodStage, changed: bool) -> None:
         if changed:
@@ -776,6 +808,9 @@ class _Waiter:
                 self.say("loading", phase + (f": {detail}" if detail else ""))
             elif detail:
                 self.say("loading", f"{phase}: {detail}")
+
+    def _on_ready(self, current: PodStage, changed: bool) -> None:
+        pass  # wait_for_vllm says it, with the time it took
 
     def _on_other(self, current: PodStage, changed: bool) -> None:
         if changed:
@@ -804,7 +839,7 @@ class _Waiter:
             permanent = current.reason in ("InvalidImageName", "ErrImageNeverPull", "ImagePullBackOff")
             if not permanent:
                 return None  # ErrImagePull: kubelet tries again; ImagePullBackOff is its verdict
-            cause, fix = diagnose(stage, current.reason, [], self.event_message)
+            cause, fix = diagnose(stage, current.reason, [], self.pull_error or _waiting_message(current))
             return cause, fix, []
         if stage == "config_error":
             self._pod_events(current)
