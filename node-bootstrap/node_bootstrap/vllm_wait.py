@@ -433,6 +433,11 @@ _VLLM_MILESTONES: list[tuple[re.Pattern[str], str, str | None]] = [
     ),
     # vllm/compilation/backends.py: "Dynamo bytecode transform time: %.2f s", "Compiling a graph ...
     # takes %.2f s", "Directly load the compiled graph(s) ... from the cache, took %.3f s"
+    # vllm/v1/worker/cpu_model_runner.py (the CPU build compiles while warming up): "Warming up model for
+    # the compilation...", "Warming up done."; vllm/compilation/decorators.py: "saved AOT compiled function"
+    (re.compile(r"Warming up model for the compilation"), "compiling (torch.compile)", None),
+    (re.compile(r"saved AOT compiled function"), "compiling (torch.compile)", "saved to the compile cache"),
+    (re.compile(r"Warming up done\."), "compiling (torch.compile)", "done"),
     # vllm/compilation/monitor.py: "Starting torch.compile", "torch.compile took %.2f s in total"
     (re.compile(r"Starting torch\.compile"), "compiling (torch.compile)", None),
     (re.compile(r"Dynamo bytecode transform time: ([\d.]+) s"), "compiling (torch.compile)", None),

@@ -129,7 +129,7 @@ def test_the_real_cpu_start_up_log_is_read_phase_by_phase(double: KubeApiDouble,
             "loading: loading weights: /work/wt-18b/.cache/tiny-llama",
             "loading: loading weights: read in 0.02 s",
             "loading: sizing the KV cache: 1.0 GiB for the KV cache",
-            "loading: sizing the KV cache: CPU KV cache: 1,048,576 tokens, 512.00x concurrency at 2,048 tokens",
+            "loading: sizing the KV cache: CPU KV cache: 1,048,576 tokens, 512.00x concurrency at 2,048",
             "loading: starting the API server: engine ready in 0.75 s",
             "loading: starting the API server: listening on http://127.0.0.1:26628",
             "loading: starting the API server: waiting for the readiness probe",
@@ -138,6 +138,26 @@ def test_the_real_cpu_start_up_log_is_read_phase_by_phase(double: KubeApiDouble,
     )
     assert result.ready
     assert not any("capturing CUDA graphs" in line for line in lines), "a CPU start-up captures none"
+
+
+def test_the_real_cpu_start_up_with_torch_compile_shows_the_compile(
+    double: KubeApiDouble, kube: KubeApi
+) -> None:
+    result, lines = replay(double, kube, "cpu-tiny-llama-compile")
+    in_order(
+        lines,
+        [
+            "loading: loading weights: read in 0.02 s",
+            "loading: compiling (torch.compile)",
+            "loading: still compiling (torch.compile)",
+            "loading: compiling (torch.compile): saved to the compile cache",
+            "loading: compiling (torch.compile): done",
+            "loading: sizing the KV cache: CPU KV cache: 1,048,576 tokens",
+            "loading: starting the API server: engine ready in 180.47 s",
+            "ready: vLLM is ready after 4m30s",
+        ],
+    )
+    assert result.ready
 
 
 def test_an_image_that_is_not_in_the_registry_stops_the_wait_with_make_images(
@@ -225,6 +245,7 @@ def test_a_rollout_follows_the_pod_furthest_along() -> None:
     old, new = recorded_pod("crashloop"), recorded_pod("downloading")
     new["metadata"]["creationTimestamp"] = "2026-11-30T09:00:00Z"
     assert vllm_wait.stage_of_pods([old, new]).stage == "downloading"
+    assert vllm_wait.stage_of_pods([recorded_pod("ready"), new]).stage == "ready"
     assert vllm_wait.stage_of_pods([]).stage == "no_pod"
 
 
