@@ -57,6 +57,7 @@ VLLM_CONTAINER = "vllm"
 VALUES_PREFIX = "vllm-llama."  # the subchart's key in the umbrella's values
 
 READ_LINES = 1000
+API_PATIENCE_S = 60
 FAILED_STAGES = frozenset({"crashloop", "download_failed", "image_pull_failed", "config_error", "failed"})
 # Which pod to follow when there are several (a rolling update): the furthest along, then the newest.
 _RANK = {
@@ -911,8 +912,21 @@ def wait_for_vllm(
     deadline = waiter.start + timeout
     last_progress = waiter.start
     current = PodStage("no_pod")
+    unanswered = 0
     while True:
-        current = waiter.poll()
+        try:
+            current = waiter.poll()
+            unanswered = 0
+        except KubeApiError as exc:
+            # A refusal (401, 403, 404, 400) will not change by waiting; a dropped connection or a 5xx
+            # (the API server restarting, a NAT hiccup) may, for up to `API_PATIENCE_S`.
+            unanswered += 1
+            if exc.status in (400, 401, 403, 404) or unanswered * poll_s > API_PATIENCE_S:
+                raise
+            if unanswered == 1:
+                waiter.say(waiter.stage or "no_pod", f"{exc}; trying again")
+            sleep(poll_s)
+            continue
         now = clock()
         if current.stage == "ready":
             waiter.say("ready", f"vLLM is ready after {_duration(now - waiter.start)} (pod {current.name})")

@@ -330,6 +330,41 @@ def test_a_wrong_identity_is_an_error_not_a_vllm_state(tmp_path: Path, double: K
         stranger.close()
 
 
+class _Flaky:
+    """The real client; its API server drops the connection on the calls named (kube-apiserver restarting)."""
+
+    def __init__(self, kube: KubeApi, failing: set[int]) -> None:
+        self.kube, self.failing, self.calls = kube, failing, 0
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self.calls += 1
+        if self.calls in self.failing:
+            raise KubeApiError(
+                "the Kubernetes API at https://10.0.1.10:6443 did not answer: Connection reset"
+            )
+        return self.kube.list_pods(namespace, selector)
+
+    def pod_log(self, *args: Any, **kwargs: Any) -> str | None:
+        return self.kube.pod_log(*args, **kwargs)
+
+    def pod_events(self, namespace: str, pod: str) -> list[dict[str, Any]]:
+        return self.kube.pod_events(namespace, pod)
+
+
+def test_an_api_server_that_drops_a_few_calls_is_waited_for(double: KubeApiDouble, kube: KubeApi) -> None:
+    sequence = Replay(double, "cpu-tiny-llama")
+    out = io.StringIO()
+    flaky = _Flaky(kube, {3, 4, 5})
+    result = wait_for_vllm(flaky, "llama", "llama", out=out, clock=sequence.clock, sleep=sequence.sleep)
+    assert result.ready
+    assert out.getvalue().count("did not answer: Connection reset; trying again") == 1
+    pending = Replay(double, "unschedulable")
+    down = _Flaky(kube, set(range(3, 100)))
+    with pytest.raises(KubeApiError, match="Connection reset"):
+        wait_for_vllm(down, "llama", "llama", out=io.StringIO(), clock=pending.clock, sleep=pending.sleep)
+    assert down.calls == 3 + 12, "gives up after a minute of silence (12 polls of 5 s)"
+
+
 def _ca_context(double: KubeApiDouble) -> Any:
     import ssl
 
