@@ -680,9 +680,12 @@ class _Waiter:
         self.last_lines: list[str] = []
         self.event_message = ""
         self.pull_error = ""  # kubelet's "Failed to pull image ...: <the registry's answer>"
+        self.pulling: tuple[str, float] | None = None  # the image kubelet pulls, since when
+        self.last_said = self.start
 
     # -- output
     def say(self, stage: str, text: str) -> None:
+        self.last_said = self.clock()
         print(
             f"[{_duration(self.clock() - self.start):>6}] {stage}: {redact(text)}", file=self.out, flush=True
         )
@@ -746,6 +749,8 @@ class _Waiter:
             if reason in ("Pulling", "Pulled", "Failed", "BackOff", "FailedMount", "FailedCreatePodSandBox"):
                 if message.startswith("Failed to pull image"):
                     self.pull_error = message
+                if reason == "Pulling" and (image := re.search(r'"([^"]+)"', message)):
+                    self.pulling = (image.group(1), self.clock())
                 if reason.startswith("Failed") and not message.startswith("Error: "):
                     self.event_message = message
                 self.say(self.stage, _event_line(reason, message))
@@ -833,7 +838,13 @@ class _Waiter:
         elif current.stage == "scheduling":
             self.say("scheduling", f"still waiting for a node: {self.detail or current.reason or '?'}")
         else:
-            self.say(current.stage, "still waiting")
+            pulling = self.pulling if current.stage == "pulling" else None
+            if pulling:
+                self.say(
+                    "pulling", f"still pulling {pulling[0]} ({_duration(self.clock() - pulling[1])} so far)"
+                )
+            else:
+                self.say(current.stage, "still waiting")
 
     # -- a failure worth stopping for
     def failure(self, current: PodStage) -> tuple[str, str, list[str]] | None:
@@ -910,7 +921,6 @@ def wait_for_vllm(
     stream = out if out is not None else sys.stderr
     waiter = _Waiter(kube, namespace, release, stream, clock, tail_lines)
     deadline = waiter.start + timeout
-    last_progress = waiter.start
     current = PodStage("no_pod")
     unanswered = 0
     while True:
@@ -964,7 +974,6 @@ def wait_for_vllm(
             waiter.say(current.stage, f"{reason}\n    fix: {fix}")
             tail = tuple(redact(line) for line in waiter.last_lines)
             return WaitResult(False, current.stage, now - waiter.start, reason, fix, tail, True, current.name)
-        if now - last_progress >= progress_s:
+        if now - waiter.last_said >= progress_s:  # a line at least every progress_s
             waiter.progress(current)
-            last_progress = now
         sleep(min(poll_s, max(0.0, deadline - now)))
