@@ -20,6 +20,8 @@ Each node is
     `systemctl restart containerd` (double) really starts it with the node's
     /etc/containerd/config.toml, and `ctr` and crictl's double ask it what it loaded.
 The orchestrator runs in a fourth namespace ("admin") on the public bridge only, like a laptop.
+`build_lab` gives the nodes fixed addresses; test_make_cluster_lab.py prepares the nodes first and
+plugs them in with the addresses moto gave the instances (`prepare_node`, then `plug_node`).
 """
 
 from __future__ import annotations
