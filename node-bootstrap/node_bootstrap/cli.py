@@ -60,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-base-delay", type=float, default=2.0)
     parser.add_argument("--gate-timeout", type=float, default=900.0)
     parser.add_argument(
+        "--console-timeout",
+        type=float,
+        default=Settings.console_timeout,
+        help="seconds to wait per instance for cloud-init's host keys on the EC2 console",
+    )
+    parser.add_argument(
+        "--console-interval",
+        type=float,
+        default=Settings.console_interval,
+        help="seconds between reads of an instance's console output",
+    )
+    parser.add_argument(
         "--reboot-wait", type=float, default=20.0, help="seconds before reconnecting after a reboot"
     )
     parser.add_argument("--auto-approve", action="store_true", default=env("AUTO_APPROVE") == "1")
@@ -87,6 +99,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         connect_timeout=args.connect_timeout,
         gate_timeout=args.gate_timeout,
         gate_interval=min(5.0, max(args.gate_timeout / 20, 0.2)),
+        console_timeout=args.console_timeout,
+        console_interval=args.console_interval,
         reboot_wait=args.reboot_wait,
         auto_approve=args.auto_approve,
         live=not args.plain,

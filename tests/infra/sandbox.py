@@ -20,6 +20,8 @@ Each node is
     `systemctl restart containerd` (double) really starts it with the node's
     /etc/containerd/config.toml, and `ctr` and crictl's double ask it what it loaded.
 The orchestrator runs in a fourth namespace ("admin") on the public bridge only, like a laptop.
+`build_lab` gives the nodes fixed addresses; test_make_cluster_lab.py prepares the nodes first and
+plugs them in with the addresses moto gave the instances (`prepare_node`, then `plug_node`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class SandboxNode:
     public_address: str
     netns: str
     dir: Path
+    index: int = 0  # names its veth ports in the lan namespace
     host_public_key: str = ""
     sshd: ManagedProcess | None = None
 
@@ -146,10 +149,10 @@ class Lab:
         sh("ip", "-n", name, "link", "set", "lo", "up")
 
     def _plug(self, netns: str, port: str, bridge: str, device: str, address: str) -> None:
-        """A veth from `bridge` (in the lan namespace) to `device` in `netns`."""
+        """A veth from `bridge` (in the lan namespace) to `device` in `netns`, `address` as a CIDR."""
         sh("ip", "-n", self.lan, "link", "add", port, "type", "veth", "peer", "name", device, "netns", netns)
         sh("ip", "-n", self.lan, "link", "set", port, "master", bridge, "up")
-        sh("ip", "-n", netns, "addr", "add", f"{address}/24", "dev", device)
+        sh("ip", "-n", netns, "addr", "add", address if "/" in address else f"{address}/24", "dev", device)
         sh("ip", "-n", netns, "link", "set", device, "up")
 
     def build_network(self) -> None:
@@ -162,23 +165,42 @@ class Lab:
 
     # -- nodes --------------------------------------------------------------------------------
     def add_node(self, name: str, role: str, host_octet: int, apt_root: Path) -> SandboxNode:
+        node = self.prepare_node(name, role, host_octet, apt_root)
+        # A public address unrelated to the private one, as EC2 hands them out.
+        self.plug_node(node, f"{SUBNET}.{host_octet}", f"{PUBLIC_SUBNET}.{host_octet + 100}")
+        return node
+
+    def prepare_node(self, name: str, role: str, host_octet: int, apt_root: Path) -> SandboxNode:
+        """The node's image (root files, host key, doubles), before it has a network: what an
+        AMI is before EC2 gives the instance its addresses."""
         node = SandboxNode(
             name,
             role,
-            private_address=f"{SUBNET}.{host_octet}",
-            # A public address unrelated to the private one, as EC2 hands them out.
-            public_address=f"{PUBLIC_SUBNET}.{host_octet + 100}",
+            private_address="",
+            public_address="",
             netns=f"{self.prefix}-{host_octet}",
             dir=self.workdir / name,
+            index=host_octet,
         )
         for sub in ("upper", "work", "merged"):
             (node.dir / sub).mkdir(parents=True, exist_ok=True)
-        self._add_netns(node.netns)
-        self._plug(node.netns, f"v{host_octet}", "vpc", "eth0", node.private_address)
-        self._plug(node.netns, f"i{host_octet}", "inet", "eth1", node.public_address)
         self._prepare_root(node, apt_root)
         self.nodes.append(node)
         return node
+
+    def plug_node(self, node: SandboxNode, private: str, public: str, vpc_prefix: int = 24) -> None:
+        """Give the node its addresses: `private` on the VPC bridge (on-link within /vpc_prefix,
+        as the VPC routes between its subnets), `public` on the internet bridge."""
+        node.private_address, node.public_address = private, public
+        self._add_netns(node.netns)
+        self._plug(node.netns, f"v{node.index}", "vpc", "eth0", f"{private}/{vpc_prefix}")
+        self._plug(node.netns, f"i{node.index}", "inet", "eth1", f"{public}/24")
+
+    def move_public_address(self, node: SandboxNode, public: str) -> None:
+        """A stop/start: EC2 gives an instance without an Elastic IP a new public address."""
+        sh("ip", "-n", node.netns, "addr", "flush", "dev", "eth1")
+        sh("ip", "-n", node.netns, "addr", "add", f"{public}/24", "dev", "eth1")
+        node.public_address = public
 
     def _prepare_root(self, node: SandboxNode, apt_root: Path) -> None:
         """Files the node image has before boot, written into its upper directory."""
@@ -331,25 +353,21 @@ class Lab:
         log = self.shared / "calls.log"
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
-    def run_cli(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    def in_admin(self, *argv: str) -> list[str]:
+        """argv run on the admin laptop (its network namespace)."""
+        return ["ip", "netns", "exec", self.admin, *argv]
+
+    def run_cli(
+        self, *args: str, timeout: float = 240, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """`python -m node_bootstrap ...` from the admin namespace, as a user would."""
         repo = HERE.parents[1]
-        env = {**os.environ, "PYTHONPATH": str(repo / "node-bootstrap"), "COLUMNS": "200"}
         return subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.admin,
-                str(repo / ".venv/bin/python"),
-                "-m",
-                "node_bootstrap",
-                *args,
-            ],
+            self.in_admin(str(repo / ".venv/bin/python"), "-m", "node_bootstrap", *args),
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=env,
+            env={**os.environ, "PYTHONPATH": str(repo / "node-bootstrap"), "COLUMNS": "200", **(env or {})},
             cwd=repo,
             check=False,
         )

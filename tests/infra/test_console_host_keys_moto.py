@@ -54,16 +54,20 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 
 def console_text(key_file: Path) -> str:
     """What cloud-init prints to the console on an instance's first boot."""
-    key_b64 = key_file.with_suffix(".pub").read_text().split()[1]
+    return cloud_init_console(key_file.with_suffix(".pub").read_text().split()[1])
+
+
+def cloud_init_console(key_b64: str, hostname: str = "ip-10-10-0-10") -> str:
+    """The console text of cloud-init 24.1's cc_keys_to_console for one ed25519 host key."""
     return (
         "[   12.3] cloud-init[812]: Cloud-init v. 24.1 running 'modules:final'\n"
         "ec2: #############################################################\n"
         "ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n"
-        f"ec2: 256 SHA256:{sha256_fingerprint(key_b64)} root@ip-10-10-0-10 (ED25519)\n"
+        f"ec2: 256 SHA256:{sha256_fingerprint(key_b64)} root@{hostname} (ED25519)\n"
         "ec2: -----END SSH HOST KEY FINGERPRINTS-----\n"
         "ec2: #############################################################\n"
         "-----BEGIN SSH HOST KEY KEYS-----\n"
-        f"ssh-ed25519 {key_b64} root@ip-10-10-0-10\n"
+        f"ssh-ed25519 {key_b64} root@{hostname}\n"
         "-----END SSH HOST KEY KEYS-----\n"
     )
 

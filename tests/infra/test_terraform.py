@@ -468,3 +468,38 @@ def test_apply_then_destroy_on_moto_feeds_the_bootstrap_inventory(
     state = json.loads(terraform(initialised, "show", "-json", env=moto_server).stdout)
     assert not state.get("values", {}).get("root_module", {}).get("resources")
     assert time.monotonic() - started < 240
+
+
+@pytest.mark.integration
+@needs_offline_terraform
+def test_a_spot_gpu_node_is_a_one_time_request_that_cannot_outlive_destroy(
+    initialised: Path, moto_server: dict[str, str], tmp_path: Path
+) -> None:
+    """A persistent spot request outlives `terraform destroy` and starts a new, billed instance
+    (terraform-provider-aws#38142): the plan must ask for a one-time request, terminated when
+    reclaimed. Read from the plan the provider made against moto, not from the .tf text."""
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    write_tfvars(initialised, key.with_suffix(".pub").read_text().strip())
+    with (initialised / "terraform.tfvars").open("a") as tfvars:
+        tfvars.write("gpu_spot = true\n")
+    quotas_file = Path(moto_server["MOTO_EC2_QUOTAS_FILE"])
+    quotas_file.write_text(json.dumps({**GRANTED, "L-3819A6DF": 4}))
+    plan_file = tmp_path / "spot.tfplan"
+    try:
+        plan = terraform(
+            initialised, "plan", "-no-color", "-input=false", "-lock=false", f"-out={plan_file}",
+            env=moto_server, timeout=300,
+        )  # fmt: skip
+        assert plan.returncode == 0, plan.stdout[-2000:] + plan.stderr[-2000:]
+        shown = json.loads(terraform(initialised, "show", "-json", str(plan_file), env=moto_server).stdout)
+    finally:
+        quotas_file.write_text(json.dumps(GRANTED))
+        (initialised / "terraform.tfvars").unlink()
+    after = {c["address"]: c["change"]["after"] for c in shown["resource_changes"]}
+    gpu = after['aws_instance.node["llama-gpu-1"]']
+    assert gpu["instance_market_options"][0]["market_type"] == "spot"
+    spot = gpu["instance_market_options"][0]["spot_options"][0]
+    assert spot["spot_instance_type"] == "one-time"
+    assert spot["instance_interruption_behavior"] == "terminate"
+    assert not after['aws_instance.node["llama-cp-1"]'].get("instance_market_options")
