@@ -49,7 +49,7 @@ def _name(instance: dict[str, Any]) -> str:
     return f"{tags.get('Name', '?')} ({instance['InstanceId']}, {instance['InstanceType']})"
 
 
-def pause(ec2: Any, cluster: str, say: Callable[[str], None]) -> list[str]:
+def pause(ec2: Any, cluster: str, say: Callable[[str], None], delay_s: int = 5) -> list[str]:
     instances = cluster_instances(ec2, cluster)
     if not instances:
         raise PreflightError(
@@ -71,7 +71,7 @@ def pause(ec2: Any, cluster: str, say: Callable[[str], None]) -> list[str]:
     if running:
         ec2.stop_instances(InstanceIds=running)
         ec2.get_waiter("instance_stopped").wait(
-            InstanceIds=running, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+            InstanceIds=running, WaiterConfig={"Delay": delay_s, "MaxAttempts": 600 // delay_s}
         )
     say(f"paused: {len(instances)} instances stopped")
     say(SURVIVES)
@@ -80,7 +80,7 @@ def pause(ec2: Any, cluster: str, say: Callable[[str], None]) -> list[str]:
     return running
 
 
-def resume(ec2: Any, cluster: str, say: Callable[[str], None]) -> list[str]:
+def resume(ec2: Any, cluster: str, say: Callable[[str], None], delay_s: int = 5) -> list[str]:
     instances = cluster_instances(ec2, cluster)
     if not instances:
         raise PreflightError(f"no instance of cluster {cluster!r} exists to resume. Fix: make platform")
@@ -93,10 +93,12 @@ def resume(ec2: Any, cluster: str, say: Callable[[str], None]) -> list[str]:
     if stopped:
         # A stopping instance cannot be started until it has stopped.
         ec2.get_waiter("instance_stopped").wait(
-            InstanceIds=stopped, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+            InstanceIds=stopped, WaiterConfig={"Delay": delay_s, "MaxAttempts": 600 // delay_s}
         )
         ec2.start_instances(InstanceIds=stopped)
     ids = [i["InstanceId"] for i in instances]
-    ec2.get_waiter("instance_running").wait(InstanceIds=ids, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
+    ec2.get_waiter("instance_running").wait(
+        InstanceIds=ids, WaiterConfig={"Delay": delay_s, "MaxAttempts": 600 // delay_s}
+    )
     say(f"resumed: {len(ids)} instances running")
     return stopped

@@ -179,6 +179,38 @@ class ClusterPki:
 
 # ------------------------------------------------------------------------------ kube-apiserver
 
+DISCOVERY_NODE_GROUP = {
+    "name": "node.k8s.io",
+    "versions": [{"groupVersion": "node.k8s.io/v1", "version": "v1"}],
+    "preferredVersion": {"groupVersion": "node.k8s.io/v1", "version": "v1"},
+}
+DISCOVERY_NODE_V1 = [
+    {"name": "runtimeclasses", "singularName": "runtimeclass", "namespaced": False, "kind": "RuntimeClass",
+     "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]}
+]  # fmt: skip
+# What `GET /api/v1` lists for the resources this double serves (kube-apiserver 1.29's entries).
+DISCOVERY_V1 = [
+    {"name": name, "singularName": singular, "namespaced": namespaced, "kind": kind, "verbs": verbs}
+    for name, singular, namespaced, kind, verbs in (
+        (
+            "namespaces",
+            "namespace",
+            False,
+            "Namespace",
+            ["create", "delete", "get", "list", "patch", "update", "watch"],
+        ),
+        ("nodes", "node", False, "Node", ["get", "list", "watch"]),
+        (
+            "secrets",
+            "secret",
+            True,
+            "Secret",
+            ["create", "delete", "get", "list", "patch", "update", "watch"],
+        ),
+        ("pods", "pod", True, "Pod", ["get", "list", "watch"]),
+    )
+]
+
 
 @dataclass
 class Seen:
@@ -199,6 +231,9 @@ class KubeApiServerDouble:
         for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.namespaces[name] = self._meta({"name": name})
         self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
+        # API groups that CRDs added (as cert-manager's and kube-prometheus-stack's do): (group, version)
+        # -> [(plural, kind)], announced by discovery like the built-in ones.
+        self.crd_groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
         self.nodes: list[dict[str, Any]] = []
         self.pods: list[dict[str, Any]] = []
         self.pod_stages: list[list[dict[str, Any]]] = []  # popped one per pod list call
@@ -246,10 +281,47 @@ class KubeApiServerDouble:
                     "metadata": {},
                     "items": copy.deepcopy(self.nodes),
                 }
+            if parts == ["api"] and method == "GET":
+                return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                    {"clientCIDR": "0.0.0.0/0", "serverAddress": urlsplit(self.url).netloc}]}  # fmt: skip
+            if parts == ["apis"] and method == "GET":
+                groups = [DISCOVERY_NODE_GROUP] + [
+                    {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v}],
+                     "preferredVersion": {"groupVersion": f"{g}/{v}", "version": v}}
+                    for g, v in self.crd_groups
+                ]  # fmt: skip
+                return 200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+            if len(parts) == 3 and parts[0] == "apis" and (parts[1], parts[2]) in self.crd_groups:
+                resources = [{"name": plural, "singularName": plural[:-1], "namespaced": True, "kind": kind,
+                              "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}
+                             for plural, kind in self.crd_groups[(parts[1], parts[2])]]  # fmt: skip
+                return 200, {"kind": "APIResourceList", "apiVersion": "v1",
+                             "groupVersion": f"{parts[1]}/{parts[2]}", "resources": resources}  # fmt: skip
+            if parts == ["apis", "node.k8s.io", "v1"] and method == "GET":
+                return 200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "node.k8s.io/v1",
+                             "resources": DISCOVERY_NODE_V1}  # fmt: skip
+            if (
+                parts[:4] == ["apis", "node.k8s.io", "v1", "runtimeclasses"]
+                and method == "GET"
+                and len(parts) == 5
+            ):
+                # the chart looks the RuntimeClass up (created by a hook only where it is missing)
+                return 404, status_body(404, "NotFound", f'runtimeclasses.node.k8s.io "{parts[4]}" not found')
+            if parts == ["api", "v1"] and method == "GET":
+                return 200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": DISCOVERY_V1}
             if parts == ["api", "v1", "namespaces"] and method == "POST":
                 return self._create_namespace(body or {})
+            if len(parts) == 4 and parts[:3] == ["api", "v1", "namespaces"] and method == "GET":
+                if parts[3] not in self.namespaces:
+                    return 404, status_body(404, "NotFound", f'namespaces "{parts[3]}" not found')
+                return 200, {"kind": "Namespace", "apiVersion": "v1", "metadata": self.namespaces[parts[3]]}
             if len(parts) >= 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "secrets":
-                return self._secrets(method, parts[3], parts[5] if len(parts) == 6 else None, body)
+                name = parts[5] if len(parts) == 6 else None
+                if method == "GET" and name is None:
+                    return self._list("secrets", self.secrets, parts[3], query.get("labelSelector", [""])[0])
+                if method == "DELETE" and name:
+                    return self._delete("secrets", self.secrets, parts[3], name)
+                return self._secrets(method, parts[3], name, body)
             if (
                 len(parts) == 5
                 and parts[:3] == ["api", "v1", "namespaces"]
@@ -370,6 +442,36 @@ class KubeApiServerDouble:
             self.on_secret(namespace, new_name, decoded)
         return code, copy.deepcopy(stored)
 
+    def _list(
+        self, resource: str, store: dict[tuple[str, str], dict[str, Any]], namespace: str, selector: str
+    ) -> tuple[int, dict[str, Any]]:
+        try:
+            requirements = parse_selector(selector)
+        except ValueError as exc:
+            return 400, status_body(400, "BadRequest", str(exc))
+        items = []
+        for (ns, _), obj in sorted(store.items()):
+            if ns == namespace and selector_matches(requirements, obj["metadata"].get("labels") or {}):
+                item = copy.deepcopy(obj)
+                item.pop("kind", None)
+                item.pop("apiVersion", None)
+                items.append(item)
+        kind = {"secrets": "SecretList"}[resource]
+        return 200, {
+            "kind": kind,
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": str(self._rv)},
+            "items": items,
+        }
+
+    def _delete(
+        self, resource: str, store: dict[tuple[str, str], dict[str, Any]], namespace: str, name: str
+    ) -> tuple[int, dict[str, Any]]:
+        if store.pop((namespace, name), None) is None:
+            return 404, status_body(404, "NotFound", f'{resource} "{name}" not found')
+        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                     "details": {"name": name, "kind": resource}}  # fmt: skip
+
     def _pods(self, namespace: str, selector: str) -> tuple[int, dict[str, Any]]:
         try:
             requirements = parse_selector(selector)
@@ -433,7 +535,9 @@ class KubeApiServerDouble:
                 if cert:
                     user = dict(x[0] for x in cert["subject"]).get("commonName", "system:anonymous")
                 try:
-                    body = json.loads(raw) if raw else None
+                    # server-side apply sends application/apply-patch+yaml (JSON is YAML too)
+                    body = (yaml.safe_load(raw) if "yaml" in (self.headers.get("content-type") or "")
+                            else json.loads(raw)) if raw else None  # fmt: skip
                     code, answer = double.handle(self.command, self.path, user, body)
                 except ValueError:
                     code, answer = (
@@ -448,7 +552,7 @@ class KubeApiServerDouble:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _answer
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -131,19 +131,36 @@ def test_helm_refuses_the_platform_without_sign_in_and_the_message_reaches_the_u
 
 
 @pytest.mark.chart
-def test_the_real_install_path_against_the_api_double_ends_in_one_clear_sentence(tmp_path: Path) -> None:
-    """helm_python's Go client asks for more than the double serves (discovery, the release storage's
-    list of Secrets); whatever it stops at, the user gets Helm's detail and the fix, not a traceback."""
+def test_the_real_install_goes_through_helms_go_client_to_the_api_double_until_openapi_validation(
+    tmp_path: Path,
+) -> None:
+    """How far the real thing gets here: helm-python-sdk's Go client talks to the Python double over
+    HTTPS with the admin's client certificate, reads the release storage (the Secrets labelled
+    owner=helm), the server version and the discovery documents, then stops where Helm validates the
+    manifest against the server's OpenAPI schema (/openapi/v3, /openapi/v2), which the double does not
+    serve. The user gets that as one sentence; a stopped API server gives the fix."""
     from node_bootstrap.helm_release import HelmReleases, ReleaseError, deploy
 
     with KubeApiServerDouble(tmp_path / "api") as api:
         releases = HelmReleases(api.kubeconfig)
+        assert releases.status("llama", "llama") is None, "an empty release storage is no release"
+        values = flow_values(tmp_path)
+        # Helm reads the cluster's APIs from discovery: without cert-manager's the chart refuses, so
+        # cert-manager must be installed first (the flow's order).
+        with pytest.raises(ReleaseError, match="needs cert-manager in the cluster"):
+            deploy(releases, REPO / "charts" / "platform", "llama", "llama", values, 30, False)
+        api.crd_groups[("cert-manager.io", "v1")] = [("certificates", "Certificate"), ("issuers", "Issuer")]
+        api.crd_groups[("monitoring.coreos.com", "v1")] = [
+            ("servicemonitors", "ServiceMonitor"), ("prometheusrules", "PrometheusRule")]  # fmt: skip
         with pytest.raises(ReleaseError) as refused:
-            deploy(releases, REPO / "charts" / "platform", "llama", "llama", flow_values(tmp_path), 30, False)
-        assert str(refused.value).startswith("helm ")
-        assert "(namespace llama)" in str(refused.value)
-        assert any(seen.user == "kubernetes-admin" for seen in api.seen), (
-            "Helm authenticated with the admin certificate"
+            deploy(releases, REPO / "charts" / "platform", "llama", "llama", values, 30, False)
+        message = str(refused.value)
+        assert message.startswith("helm install llama (namespace llama) failed: ") and "openapi" in message
+        paths = [seen.path for seen in api.seen]
+        assert "/api/v1/namespaces/llama/secrets" in paths and "/version" in paths and "/api/v1" in paths
+        assert {seen.user for seen in api.seen} == {"kubernetes-admin"}, (
+            "every call with the admin certificate"
         )
+        assert api.secrets == {} and ("llama" not in api.namespaces), "nothing was created half way"
     with pytest.raises(ReleaseError, match=r"the Kubernetes API did not answer .*make resume"):
         HelmReleases(api.kubeconfig).status("llama", "llama")

@@ -57,16 +57,16 @@ def test_pause_stops_every_node_of_the_cluster_and_resume_starts_them(ec2: Any) 
     ]
     other = node(ec2, "someone-else", "t3.micro", tags=[{"Key": "Project", "Value": "other"}])
     said: list[str] = []
-    assert sorted(pause.pause(ec2, "llama", said.append)) == sorted(ids)
+    assert sorted(pause.pause(ec2, "llama", said.append, delay_s=1)) == sorted(ids)
     assert {i: states(ec2)[i] for i in ids} == dict.fromkeys(ids, "stopped")
     assert states(ec2)[other] == "running", "only the cluster's own instances"
     text = "\n".join(said)
     assert "lost: the GPU node's NVMe instance store, i.e. the model cache" in text
     assert "kept: the cluster (etcd" in text and "still billed while paused" in text
-    assert pause.pause(ec2, "llama", said.append) == [], "pausing a paused cluster changes nothing"
-    assert sorted(pause.resume(ec2, "llama", said.append)) == sorted(ids)
+    assert pause.pause(ec2, "llama", said.append, delay_s=1) == [], "pausing a paused cluster changes nothing"
+    assert sorted(pause.resume(ec2, "llama", said.append, delay_s=1)) == sorted(ids)
     assert {i: states(ec2)[i] for i in ids} == dict.fromkeys(ids, "running")
-    assert pause.resume(ec2, "llama", said.append) == []
+    assert pause.resume(ec2, "llama", said.append, delay_s=1) == []
 
 
 @pytest.mark.unit
@@ -87,7 +87,7 @@ def test_a_one_time_spot_gpu_node_cannot_pause_and_nothing_is_stopped(ec2: Any) 
     if lifecycle != "spot":
         pytest.skip(f"moto did not mark the instance as spot (InstanceLifecycle={lifecycle!r})")
     with pytest.raises(PreflightError, match="one-time spot instance, which EC2 cannot stop"):
-        pause.pause(ec2, "llama", lambda line: None)
+        pause.pause(ec2, "llama", lambda line: None, delay_s=1)
     assert states(ec2)[cp] == "running" and states(ec2)[gpu] == "running"
 
 
@@ -97,7 +97,7 @@ def test_nothing_to_pause_says_what_to_run(ec2: Any) -> None:
     from node_bootstrap.errors import PreflightError
 
     with pytest.raises(PreflightError, match="no instance of cluster 'llama' exists to pause"):
-        pause.pause(ec2, "llama", lambda line: None)
+        pause.pause(ec2, "llama", lambda line: None, delay_s=1)
 
 
 @pytest.mark.chart

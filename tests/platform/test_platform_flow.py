@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-from pathlib import Path
 
 import pytest
 import yaml
@@ -254,10 +253,12 @@ def test_the_hugging_face_token_is_sent_only_to_the_hub_and_only_in_a_header(lab
 
 
 def test_the_kubernetes_api_refuses_a_client_without_the_admin_certificate(lab: Lab) -> None:
+    import ssl
+
     import httpx
 
-    ca = Path(lab.kube.folder / "pki" / "ca.crt")
-    answer = httpx.get(f"{lab.kube.url}/api/v1/nodes", verify=str(ca))
+    ca = ssl.create_default_context(cafile=str(lab.kube.folder / "pki" / "ca.crt"))
+    answer = httpx.get(f"{lab.kube.url}/api/v1/nodes", verify=ca)
     assert answer.status_code == 401 and answer.json()["reason"] == "Unauthorized"
 
 

@@ -81,7 +81,7 @@ def test_make_platform_then_make_destroy_in_the_lab(
         assert lab.images == [outputs["image_registry"]]
         edge = outputs["edge"]["url"]
         text = "\n".join(lab.output)
-        assert f"chat UI    {edge}" in text and "arn:aws:iam::123456789012" in text
+        assert f"chat UI    {edge}" in text and "AWS arn:aws:sts::123456789012:" in text
         assert lab.helm.releases[("llama", "llama")].values["chat-ui"]["tls"]["host"] == edge.removeprefix(
             "https://"
         )
