@@ -817,7 +817,7 @@ class Platform:
                 status, text = 0, f"{type(error).__name__}: {error}"
             if status == 200:
                 self.log.say(f"  Q: {question}")
-                self.log.say(f"  A: {text.strip()[:300]}")
+                self.log.say(f"  A: {' '.join(text.split())[:300]}")
                 return Outcome("done", f"answered through {url}/v1")
             if status == 401:
                 # A new or replaced key Secret reaches the pod's files when kubelet syncs it (up to
