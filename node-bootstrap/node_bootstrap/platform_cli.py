@@ -37,8 +37,12 @@ def releases_to_remove(namespace: str, release: str) -> list[tuple[str, str]]:
 
 
 def platform_settings(args: argparse.Namespace) -> PlatformSettings:
+    # build/platform beside the bootstrap's build/bootstrap (--state-dir)
     return PlatformSettings.from_environment(
-        tf_dir=args.tf_dir, kubeconfig=args.kubeconfig, auto_approve=args.auto_approve
+        tf_dir=args.tf_dir,
+        kubeconfig=args.kubeconfig,
+        auto_approve=args.auto_approve,
+        state_dir=Path(args.state_dir).parent / "platform",
     )
 
 
@@ -58,7 +62,7 @@ def run_platform(
     env = Environment.real(settings, cluster_flow)
 
     def out(line: str) -> None:
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     return Platform(settings, env, redactor=redactor, out=out).run()
 
@@ -104,7 +108,7 @@ def destroy(args: argparse.Namespace, settings: Settings, console: Console) -> i
     platform = platform_settings(args)
 
     def say(line: str) -> None:
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     terraform.require_aws_credentials()
     terraform.destroy(
@@ -142,7 +146,7 @@ def pause_or_resume(args: argparse.Namespace, console: Console) -> int:
     import boto3
 
     def say(line: str) -> None:
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     terraform.require_aws_credentials()
     cluster, region = _cluster_and_region(args.tf_dir)

@@ -163,3 +163,22 @@ def test_destroy_says_why_it_cannot_remove_the_releases_of_a_cluster_that_does_n
         == []
     )  # type: ignore[arg-type,return-value]
     assert said == [f"no {tmp_path / 'missing'}: no Helm release to remove first"]
+
+
+@pytest.mark.unit
+def test_the_cli_runs_make_platform_and_stops_at_preflight_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from node_bootstrap import cli
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    (tmp_path / "terraform").mkdir()
+    args = ["--tf-dir", str(tmp_path / "terraform"), "--state-dir", str(tmp_path / "build" / "bootstrap"),
+            "--kubeconfig", str(tmp_path / "kubeconfig"), "platform"]  # fmt: skip
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "[1/9] preflight: FAILED" in err and "terraform.tfvars does not exist. Fix: cp " in err
+    assert "Fix that, then resume with: make platform" in err
+    logs = list((tmp_path / "build" / "platform").glob("*.log"))
+    assert len(logs) == 1 and "terraform.tfvars does not exist" in logs[0].read_text()

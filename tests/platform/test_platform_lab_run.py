@@ -76,7 +76,9 @@ def test_make_platform_then_make_destroy_in_the_lab(
         printed = capfd.readouterr().out  # terraform's own output and the cost table
         transcript += [printed, *lab.output]
         assert code == 0, "\n".join(transcript)[-6000:]
-        assert "total: $" in printed and "/day" in printed, "the cost of the real plan was shown"
+        # the price table applied to the planned resources: 2 x t3.medium, g4dn.xlarge, 230 GB gp3, 3 IPv4
+        per_hour = 2 * 0.0416 + 0.526 + (40 + 40 + 150) * 0.08 / 730 + 3 * 0.005
+        assert f"total: ${per_hour:.2f}/hour, ${per_hour * 24:.2f}/day" in printed, printed[-3000:]
         outputs = terraform_outputs(initialised)
         assert lab.images == [outputs["image_registry"]]
         edge = outputs["edge"]["url"]
