@@ -182,3 +182,44 @@ def test_the_cli_runs_make_platform_and_stops_at_preflight_with_the_fix(
     assert "Fix that, then resume with: make platform" in err
     logs = list((tmp_path / "build" / "platform").glob("*.log"))
     assert len(logs) == 1 and "terraform.tfvars does not exist" in logs[0].read_text()
+
+
+@pytest.mark.unit
+def test_resume_waits_until_every_node_is_ready_again(tmp_path: Path) -> None:
+    import threading
+
+    from node_bootstrap.kube_api import KubeAPI
+    from node_bootstrap.platform_cli import wait_nodes_ready
+
+    with KubeApiServerDouble(tmp_path / "api") as api:
+        api.add_ready_nodes("llama-cp-1", "llama-worker-1", "llama-gpu-1")
+        api.nodes[2]["status"]["conditions"][0]["status"] = "False"  # the GPU node's kubelet not back yet
+        threading.Timer(
+            0.5, lambda: api.add_ready_nodes("llama-cp-1", "llama-worker-1", "llama-gpu-1")
+        ).start()
+        said: list[str] = []
+        kube = KubeAPI.from_kubeconfig(api.kubeconfig)
+        try:
+            wait_nodes_ready(kube, said.append, timeout_s=10, interval_s=0.05)
+        finally:
+            kube.close()
+    assert said == ["  2/3 nodes Ready", "  3/3 nodes Ready"]
+
+
+@pytest.mark.unit
+def test_resume_gives_up_with_the_doctor_when_a_node_stays_down(tmp_path: Path) -> None:
+    from node_bootstrap.errors import BootstrapError
+    from node_bootstrap.kube_api import KubeAPI
+    from node_bootstrap.platform_cli import wait_nodes_ready
+
+    with KubeApiServerDouble(tmp_path / "api") as api:
+        api.add_ready_nodes("llama-cp-1", "llama-gpu-1")
+        api.nodes[1]["status"]["conditions"][0]["status"] = "False"
+        kube = KubeAPI.from_kubeconfig(api.kubeconfig)
+        try:
+            with pytest.raises(
+                BootstrapError, match=r"not back after 0 s \(1/2 nodes Ready\)\. Fix: make doctor"
+            ):
+                wait_nodes_ready(kube, lambda line: None, timeout_s=0.2, interval_s=0.05)
+        finally:
+            kube.close()
