@@ -77,6 +77,15 @@ bench: deps-local ## vLLM direct vs through chat-api, plus direct again as the n
 	$(PY) -m scripts.bench --side-by-side --control --out build/bench $(BENCH_ARGS)
 
 ##@ AWS cluster
+platform: deps ## Everything on AWS in one resumable command: preflight, cost, cluster, images, secrets, monitoring, release, live wait, a first answer, the URLs (HF_TOKEN_FILE, SIGNIN_VALUES, MONITORING=0, AUTO_APPROVE=1)
+	@$(BOOTSTRAP) platform
+
+pause: deps ## Stop every instance (keeps the cluster; the GPU node's model cache is lost: the weights download again)
+	@$(BOOTSTRAP) pause
+
+resume: deps ## Start them again, wait for the nodes and vLLM
+	@$(BOOTSTRAP) resume
+
 cluster: deps ## Terraform apply + kubeadm bootstrap + kubeconfig + doctor (SSH_KEY=path, AUTO_APPROVE=1)
 	@$(BOOTSTRAP) cluster
 
@@ -89,7 +98,7 @@ doctor: deps ## Check nodes, Calico, CRI runtimes, driver module, RuntimeClass, 
 kubeconfig: deps ## Fetch the cluster's kubeconfig to ./kubeconfig
 	@$(BOOTSTRAP) kubeconfig
 
-destroy: deps ## Destroy every AWS resource `make cluster` created
+destroy: deps ## Uninstall the Helm releases, destroy every AWS resource `make cluster` created, then ask AWS what is left
 	@$(BOOTSTRAP) destroy
 
 ##@ Dependencies (each installs only when missing or when its pins change)
@@ -144,4 +153,4 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: up model down status logs test test-unit test-chart test-integration test-e2e lint template images bench \
-	cluster bootstrap doctor kubeconfig destroy deps deps-local deps-test clean distclean help
+	platform pause resume cluster bootstrap doctor kubeconfig destroy deps deps-local deps-test clean distclean help

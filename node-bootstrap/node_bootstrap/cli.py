@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from . import terraform
+from . import platform_cli, terraform
 from .cluster import Cluster, ensure_known_hosts
 from .doctor import Doctor, print_checks
 from .errors import BootstrapError, InventoryError, PreflightError
@@ -81,7 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bootstrap", help="(re-)run the node bootstrap; idempotent")
     sub.add_parser("doctor", help="check nodes, Calico, runtimes, driver, device plugin, GPU pod, network")
     sub.add_parser("kubeconfig", help="fetch the admin kubeconfig")
-    sub.add_parser("destroy", help="terraform destroy")
+    sub.add_parser("destroy", help="helm uninstall the releases, terraform destroy, ask AWS what is left")
+    sub.add_parser(
+        "platform", help="preflight, cost, cluster, images, secrets, monitoring, release, wait, ask"
+    )
+    sub.add_parser("pause", help="stop every instance (keeps the cluster; the model cache is lost)")
+    sub.add_parser("resume", help="start them again and wait for the nodes and vLLM")
     return parser
 
 
@@ -122,9 +127,12 @@ def preflight_ssh(settings: Settings) -> None:
 
 def run(args: argparse.Namespace, console: Console, redactor: Redactor) -> int:
     settings = settings_from(args)
+    if args.command == "platform":
+        return platform_cli.run_platform(args, console, redactor, lambda a: run(a, console, redactor))
+    if args.command in ("pause", "resume"):
+        return platform_cli.pause_or_resume(args, console)
     if args.command == "destroy":
-        terraform.require_aws_credentials()
-        terraform.destroy(settings)
+        platform_cli.destroy(args, settings, console)
         for stale in (settings.verified_known_hosts, settings.host_key_cache, settings.kubeconfig):
             if settings.known_hosts is None or stale != settings.known_hosts:
                 stale.unlink(missing_ok=True)

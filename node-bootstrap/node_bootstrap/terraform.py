@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,9 @@ def inventory_output(settings: Settings) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def destroy(settings: Settings) -> None:
-    """Destroy what the state holds, then ask AWS whether anything tagged for the cluster is left."""
+def destroy(settings: Settings, before_destroy: Callable[[], object] | None = None) -> None:
+    """Destroy what the state holds, then ask AWS whether anything tagged for the cluster is left.
+    `before_destroy` runs once the user said yes, before terraform removes anything (the Helm releases)."""
     require_tfvars(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     plan_file = settings.state_dir / "destroy.tfplan"
@@ -151,6 +153,8 @@ def destroy(settings: Settings) -> None:
             f"Destroy every AWS resource of cluster {cluster!r} in {region}? Type yes to go on: "
         ):
             raise PreflightError("declined: nothing was removed")
+        if before_destroy is not None:
+            before_destroy()
         if _terraform(settings, "apply", "-input=false", str(plan_file)).returncode != 0:
             raise PreflightError(
                 "terraform destroy failed (its output is above); `make destroy` again resumes it"
