@@ -70,7 +70,7 @@ template: deps ## Print the rendered manifests: make template VALUES=values/aws-
 	@$(PY) -m scripts.chart template --values $(VALUES) --release $(RELEASE) --namespace $(NAMESPACE) \
 		$(if $(REGISTRY),--set global.image.registry=$(REGISTRY))
 
-images: deps ## Build chat-api + chat-ui (IMAGES="chat-api chat-ui model-server") with docker/podman/buildah and push to REGISTRY=host[/path] (default: the ECR registry of make cluster)
+images: deps ## Build chat-api + chat-ui (IMAGES="chat-api chat-ui vllm-llama") with docker/podman/buildah and push to REGISTRY=host[/path] (default: the ECR registry of make cluster)
 	@$(PY) -m scripts.images --registry "$(REGISTRY)" $(if $(IMAGES),--images $(IMAGES)) $(if $(NO_PUSH),--no-push)
 
 bench: deps-local ## vLLM direct vs through chat-api, plus direct again as the noise control (build/bench; BENCH_ARGS=...)

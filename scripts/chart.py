@@ -13,11 +13,14 @@ hides the two options the checks need: the Kubernetes version and the API versio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
+import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,31 @@ def explain(message: str) -> str:
     if match := _WRONG_TYPE.search(message):
         hints.append(f"give a value of type {match.group(2)} there, not a {match.group(1)}")
     return message.rstrip() + "".join(f"\nfix: {hint}" for hint in hints)
+
+
+# Helm's chart loader notes every symlinked directory on stderr, once per load. The subcharts' copies of
+# the platform-lib library are such links (charts/platform/charts/platform-lib/Chart.yaml says why), so
+# the note says nothing a user can act on; every other line Helm writes still reaches stderr.
+_SYMLINK_NOTE = re.compile(rb"^\S+ \S+ INFO found symbolic link in path\..*\n?", re.MULTILINE)
+
+
+@contextlib.contextmanager
+def _without_symlink_notes() -> Iterator[None]:
+    """Run Helm's native code with its stderr captured, then pass on all but the symlink notes."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            rest = _SYMLINK_NOTE.sub(b"", captured.read())
+            if rest:
+                sys.stderr.write(rest.decode("utf-8", errors="replace"))
+                sys.stderr.flush()
 
 
 def load_values_file(path: str | Path) -> dict[str, Any]:
@@ -123,7 +151,7 @@ def render_templates(
         "is_install": True,
     }
     try:
-        with Chart.load(chart_dir or UMBRELLA) as chart:
+        with _without_symlink_notes(), Chart.load(chart_dir or UMBRELLA) as chart:
             out = _native.call_string("helm_render", chart._raw(), json.dumps(values), json.dumps(options))
     except HelmError as exc:
         raise ChartError(explain(str(exc))) from exc
@@ -176,11 +204,20 @@ def chart_dirs() -> list[Path]:
     return sorted(path.parent for path in CHARTS_DIR.rglob("Chart.yaml"))
 
 
+def umbrella_globals() -> dict[str, Any]:
+    """The umbrella's `global` block: the one place shared values are defined (subcharts keep none)."""
+    return {"global": load_values_file(UMBRELLA / "values.yaml").get("global", {})}
+
+
 @cache
 def _lint_cached(chart_dir: str) -> tuple[str, ...]:
     from helm_python import lint
 
-    report = lint(chart_dir, strict=True, kube_version=KUBE_VERSION, quiet=False)
+    # A subchart linted alone gets the umbrella's `global`, as it does inside the umbrella: the shared
+    # values (model, ports, node contract) are defined there only.
+    values = umbrella_globals() if Path(chart_dir) != UMBRELLA.resolve() else None
+    with _without_symlink_notes():
+        report = lint(chart_dir, values, strict=True, kube_version=KUBE_VERSION, quiet=False)
     problems = [str(err) for err in report.get("errors") or []]
     for message in report.get("messages") or []:
         if int(message.get("severity", 0)) >= _LINT_FAILING_SEVERITY:

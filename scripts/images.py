@@ -1,12 +1,12 @@
 """Build the platform's own images and push them to the registry the user names (`make images`).
 
-    python -m scripts.images [--registry REGISTRY] [--images chat-api chat-ui model-server] [--no-push]
+    python -m scripts.images [--registry REGISTRY] [--images chat-api chat-ui vllm-llama] [--no-push]
 
 chat-api (services/chat-api) and chat-ui (ui) are published nowhere else: the chart pulls them
 from `global.image.registry` as REGISTRY/llama-platform/<name>:<appVersion>. Each image gets two
 tags: the chart's appVersion (what the chart deploys) and <appVersion>-<git revision> (what was
-built, `-dirty` when the worktree has uncommitted changes). The optional model-server image
-(services/model-server, upstream vLLM plus a non-root user) is tagged v<vLLM release> the same way.
+built, `-dirty` when the worktree has uncommitted changes). The optional vllm-llama image
+(services/vllm-llama, upstream vLLM plus a non-root user) is tagged v<vLLM release> the same way.
 
 The builder is the first of docker, podman and buildah on PATH (or BUILDER). Images are built for
 linux/amd64, the nodes' platform, whatever machine builds them. Without REGISTRY the images go to
@@ -70,8 +70,8 @@ def catalogue() -> dict[str, Image]:
     return {
         "chat-api": Image("chat-api", REPO / "services" / "chat-api", app_version),
         "chat-ui": Image("chat-ui", REPO / "ui", app_version),
-        "model-server": Image(
-            "model-server", REPO / "services" / "model-server", f"v{vllm}", (("VLLM_VERSION", vllm),)
+        "vllm-llama": Image(
+            "vllm-llama", REPO / "services" / "vllm-llama", f"v{vllm}", (("VLLM_VERSION", vllm),)
         ),
     }
 

@@ -12,7 +12,7 @@
 # (Issue 14: a file of its own so the rest of terraform/ stays as it is.)
 
 locals {
-  platform_images = toset(["chat-api", "chat-ui", "model-server"])
+  platform_images = toset(["chat-api", "chat-ui", "vllm-llama"])
 }
 
 data "aws_caller_identity" "current" {}
@@ -57,7 +57,7 @@ resource "aws_ecr_lifecycle_policy" "platform" {
 
 # Pull only, and only these repositories (GetAuthorizationToken has no resource scope), and only
 # for the roles whose nodes run the platform's pods: the workers (chat-api, chat-ui) and the GPU
-# workers (the optional model-server image). The control plane pulls nothing of ours.
+# workers (the optional vllm-llama image). The control plane pulls nothing of ours.
 data "aws_iam_policy_document" "ecr_pull" {
   statement {
     sid       = "EcrToken"

@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from . import node_contract
 from .cluster import Cluster, ensure_known_hosts
 from .errors import BootstrapError
 from .inventory import Node
@@ -237,14 +238,16 @@ class Doctor:
         checks.append(self.model_cache(node))
         labels = (item or {}).get("metadata", {}).get("labels", {})
         taints = (item or {}).get("spec", {}).get("taints") or []
-        placed = labels.get("nvidia.com/gpu.present") == "true" and any(
-            t.get("key") == "nvidia.com/gpu" and t.get("effect") == "NoSchedule" for t in taints
+        contract = node_contract.load()
+        placed = labels.get(contract.gpu_label_key) == contract.gpu_label_value and any(
+            t.get("key") == contract.gpu_taint_key and t.get("effect") == contract.gpu_taint_effect
+            for t in taints
         )
         checks.append(
             Check.passed_if(
                 f"{node.name}: GPU label and taint",
                 placed,
-                "nvidia.com/gpu.present=true, nvidia.com/gpu=present:NoSchedule" if placed else "missing",
+                f"{contract.gpu_label}, {contract.gpu_taint}" if placed else "missing",
                 "make bootstrap (labels and taints GPU nodes)",
             )
         )
@@ -361,9 +364,11 @@ class Doctor:
         return net_checks(server_node, client_node, address, pod, logs, error)
 
 
-MODEL_CACHE_DIR = "/mnt/model-cache"
-VLLM_CACHE_DIR = "/mnt/model-cache/vllm"
-VLLM_UID_GID = "10001:10001"  # the vllm-llama chart's pod user (values/aws-t4.yaml)
+# The chart's node contract (global.node in charts/platform/values.yaml).
+_CONTRACT = node_contract.load()
+MODEL_CACHE_DIR = _CONTRACT.model_cache_mount
+VLLM_CACHE_DIR = _CONTRACT.model_cache_path
+VLLM_UID_GID = _CONTRACT.owner  # the vllm-llama pod's user and group
 
 
 def model_cache_check(node: Node, mounted: bool, has_instance_store: bool, owner: str) -> Check:
@@ -396,7 +401,7 @@ NET_CLIENT = "node-bootstrap-doctor-net-client"
 GPU_SMOKE_IMAGE = "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04"
 NET_IMAGE = "busybox:1.36.1"
 NET_PORT = 8080
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": _CONTRACT.gpu_taint_key, "operator": "Exists", "effect": _CONTRACT.gpu_taint_effect}
 CONTROL_PLANE_TOLERATION = {
     "key": "node-role.kubernetes.io/control-plane",
     "operator": "Exists",
@@ -483,7 +488,7 @@ def device_plugin_check(node: Node, pods: list[dict[str, Any]], installed: bool,
             "fail",
             "its DaemonSet exists but no pod of it runs on this node",
             "kubectl get ds -A -l app.kubernetes.io/component=gpu-device-plugin; the node needs the label"
-            " nvidia.com/gpu.present=true (make bootstrap)",
+            f" {_CONTRACT.gpu_label} (make bootstrap)",
         )
     pod = pods[0]
     where = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata']['name']}"

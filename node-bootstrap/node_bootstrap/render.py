@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from . import TEMPLATES_DIR
+from . import TEMPLATES_DIR, node_contract
 from .inventory import Inventory, Node
 from .settings import Settings
 
@@ -74,7 +74,12 @@ def kubeadm_init_config(settings: Settings, inventory: Inventory) -> str:
 
 def kubeadm_join_config(node: Node, api_endpoint: str, token: str, ca_cert_hash: str) -> str:
     return render(
-        "kubeadm-join.yaml.j2", node=node, api_endpoint=api_endpoint, token=token, ca_cert_hash=ca_cert_hash
+        "kubeadm-join.yaml.j2",
+        node=node,
+        api_endpoint=api_endpoint,
+        token=token,
+        ca_cert_hash=ca_cert_hash,
+        contract=node_contract.load(),
     )
 
 

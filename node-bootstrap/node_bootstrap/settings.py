@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .errors import PreflightError
 from .inventory import Inventory
+from .node_contract import load as load_node_contract
 from .retry import RetryPolicy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -142,6 +143,7 @@ def node_env(settings: Settings, inventory: Inventory) -> dict[str, str]:
     version = inventory.kubernetes_version
     minor = k8s_minor(version)
     k8s_pins = kubernetes_sha256(version)  # the binaries' pins first: their error names the version
+    contract = load_node_contract()
     ecr_release, ecr_sha256 = ecr_credential_provider(version)
     env = {
         "NB_K8S_VERSION": version,
@@ -179,10 +181,12 @@ def node_env(settings: Settings, inventory: Inventory) -> dict[str, str]:
             "/manifests/tigera-operator.yaml"
         ),
         "NB_CALICO_MTU": str(settings.calico_mtu),
-        "NB_MODEL_CACHE_DIR": "/mnt/model-cache",
-        # The vllm-llama chart's hostPath (values/aws-t4.yaml), owned by the pod's uid/gid.
-        "NB_VLLM_CACHE_DIR": "/mnt/model-cache/vllm",
-        "NB_VLLM_CACHE_OWNER": "10001:10001",
+        # The chart's node contract (global.node in charts/platform/values.yaml, node_contract.py).
+        "NB_MODEL_CACHE_DIR": contract.model_cache_mount,
+        "NB_VLLM_CACHE_DIR": contract.model_cache_path,
+        "NB_VLLM_CACHE_OWNER": contract.owner,
+        "NB_GPU_LABEL": contract.gpu_label,
+        "NB_GPU_TAINT": contract.gpu_taint,
     }
     if settings.node_env_file is not None:
         for lineno, line in enumerate(settings.node_env_file.read_text().splitlines(), 1):

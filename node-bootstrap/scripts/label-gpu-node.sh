@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GPU nodes carry nvidia.com/gpu.present=true and the nvidia.com/gpu=present:NoSchedule taint,
-# which the gpu-operator-lite device plugin and vLLM select and tolerate (docs/interfaces.md),
+# GPU nodes carry the label NB_GPU_LABEL (key=value) and the taint NB_GPU_TAINT (key=value:effect),
+# both from the chart's node contract (global.node in charts/platform/values.yaml, read by
+# node_contract.py), which the gpu-operator-lite device plugin and vLLM select and tolerate,
 # and the cluster gets the RuntimeClass `nvidia` whose handler is the runtime
 # containerd-config.toml.j2 renders on GPU nodes (the chart's pre-install hook creates it only
 # where it does not exist yet, so the two never fight over it).
@@ -13,10 +14,13 @@ node="${1:?usage: label-gpu-node.sh NODE_NAME}"
 state="$(kubectl get node "$node" -o json | python3 -c '
 import json, sys
 node = json.load(sys.stdin)
-label = node["metadata"].get("labels", {}).get("nvidia.com/gpu.present") == "true"
-taint = any(t.get("key") == "nvidia.com/gpu" and t.get("value") == "present" and t.get("effect") == "NoSchedule"
+label_key, _, label_value = sys.argv[1].partition("=")
+taint_kv, _, taint_effect = sys.argv[2].rpartition(":")
+taint_key, _, taint_value = taint_kv.partition("=")
+label = node["metadata"].get("labels", {}).get(label_key) == label_value
+taint = any(t.get("key") == taint_key and t.get("value") == taint_value and t.get("effect") == taint_effect
             for t in node.get("spec", {}).get("taints") or [])
-print(f"{label} {taint}")')"
+print(f"{label} {taint}")' "$NB_GPU_LABEL" "$NB_GPU_TAINT")"
 # Empty when there is no RuntimeClass nvidia (kubectl: NotFound).
 handler="$(kubectl get runtimeclass nvidia -o json 2>/dev/null |
   python3 -c 'import json, sys; print(json.load(sys.stdin).get("handler", ""))' || true)"
@@ -31,9 +35,9 @@ if [[ -n "$handler" && "$handler" != "nvidia" ]]; then
   exit 1
 fi
 if [[ "$state" != "True True" ]]; then
-  kubectl label node "$node" nvidia.com/gpu.present=true --overwrite
-  kubectl taint node "$node" nvidia.com/gpu=present:NoSchedule --overwrite
-  changed "$node labelled nvidia.com/gpu.present=true and tainted nvidia.com/gpu=present:NoSchedule"
+  kubectl label node "$node" "$NB_GPU_LABEL" --overwrite
+  kubectl taint node "$node" "$NB_GPU_TAINT" --overwrite
+  changed "$node labelled $NB_GPU_LABEL and tainted $NB_GPU_TAINT"
 fi
 if [[ -z "$handler" ]]; then
   echo '{"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"}' |

@@ -121,7 +121,7 @@ def test_a_missing_token_source_fails_and_lists_the_three_ways() -> None:
 
 def test_baked_weights_with_the_upstream_image_fails() -> None:
     message = _fails(T4, _vllm(model={"source": "image"}))
-    assert "services/model-server" in message
+    assert "services/vllm-llama" in message
 
 
 def test_weights_that_do_not_fit_the_gpu_fail() -> None:

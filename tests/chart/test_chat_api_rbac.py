@@ -108,10 +108,12 @@ def test_chat_api_selects_exactly_the_vllm_pods_of_its_release() -> None:
     assert Settings(vllm_pod_selector=selector).vllm_pod_selector == selector  # chat-api accepts it
     assert selector == VLLM_SELECTOR, "the chat-api unit tests use the selector the chart renders"
     requirements = parse_selector(selector)
-    vllm = cases.find(manifests, "Deployment", "llama-vllm")
+    vllm = cases.find(manifests, "Deployment", "llama-vllm-llama")
     assert selector_matches(requirements, vllm["spec"]["template"]["metadata"]["labels"])
     assert dict(r.split("=") for r in selector.split(",")) == vllm["spec"]["selector"]["matchLabels"]
-    others = [m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] != "llama-vllm"]
+    others = [
+        m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] != "llama-vllm-llama"
+    ]
     assert others and not [
         m["metadata"]["name"]
         for m in others
@@ -169,7 +171,7 @@ def test_the_recorded_vllm_pods_have_the_charts_containers_and_labels() -> None:
     """What chat_api.vllm_pods keys on (the init container's and the vLLM container's names, the
     selector labels) is what the chart renders for a model downloaded from the Hub (aws-t4)."""
     manifests = cases.rendered(cases.Case("values/aws-t4.yaml", T4))
-    vllm = pod_spec(cases.find(manifests, "Deployment", "llama-vllm"))
+    vllm = pod_spec(cases.find(manifests, "Deployment", "llama-vllm-llama"))
     requirements = parse_selector(VLLM_SELECTOR)
     for name in recorded_pod_names():
         pod = recorded_pod(name)

@@ -28,7 +28,7 @@ def test_template_prints_every_manifest_with_its_source(
     assert chart.main([*argv, "--release", "demo", "--namespace", "ai"]) == 0
     out = capsys.readouterr().out
     docs = [d for d in yaml.safe_load_all(out) if d]
-    assert ("Deployment", "demo-vllm") in {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("Deployment", "demo-vllm-llama") in {(d["kind"], d["metadata"]["name"]) for d in docs}
     assert "# Source: platform/charts/vllm-llama/templates/deployment.yaml" in out
     assert all(d["metadata"].get("namespace", "ai") == "ai" for d in docs)
 
@@ -44,7 +44,7 @@ def test_template_merges_several_values_files_in_order(
     deployment = next(
         d
         for d in yaml.safe_load_all(capsys.readouterr().out)
-        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "llama-vllm"
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == "llama-vllm-llama"
     )
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--max-model-len") + 1] == "4096"

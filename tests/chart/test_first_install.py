@@ -65,10 +65,12 @@ def test_chat_api_autoscaling_true_or_false_forces_the_hpa_either_way(enabled: b
     assert bool([m for m in manifests if m["kind"] == "HorizontalPodAutoscaler"]) is has_hpa
 
 
-def test_the_aws_values_say_why_the_hpa_is_auto() -> None:
-    text = T4[0].read_text(encoding="utf-8")
-    block = text[text.index("\nchat-api:") :]
-    assert "enabled: auto" in block and "no metrics-server" in block
+def test_the_chart_says_why_the_hpa_is_auto() -> None:
+    # The AWS values no longer restate the default (tests/chart/test_environment_values.py): the
+    # reason lives beside the default in chat-api's values.yaml.
+    text = (chart.UMBRELLA / "charts" / "chat-api" / "values.yaml").read_text(encoding="utf-8")
+    block = text[text.index("\nautoscaling:") :]
+    assert "enabled: auto" in block and "metrics-server" in block
 
 
 # --- 4. helm test waits for vLLM up to a deadline, with progress --------------------------------
@@ -123,7 +125,7 @@ def _run_test_pod(url: str, ready_timeout: int) -> subprocess.CompletedProcess[s
     pod = cases.find(cases.rendered(cases.Case("values/aws-t4.yaml", T4)), "Pod", "llama-test-completion")
     (container,) = pod["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["VLLM_URL"] == "http://llama-vllm:8000" and env["MODEL"] == "llama-3.2-3b-instruct"
+    assert env["VLLM_URL"] == "http://llama-vllm-llama:8000" and env["MODEL"] == "llama-3.2-3b-instruct"
     env.update(VLLM_URL=url, READY_TIMEOUT_S=str(ready_timeout), POLL_S="1")
     return subprocess.run(
         [*container["command"], container["args"][0]],
@@ -150,12 +152,13 @@ def test_helm_test_gives_up_at_its_deadline_with_the_last_answer(fake_vllm: str)
         _FakeVllm.not_ready = 2
     assert proc.returncode == 1
     assert "vLLM not ready after 2s (last /health answer: 503)" in proc.stderr
-    assert "kubectl -n llama logs deploy/llama-vllm -c vllm" in proc.stderr
+    assert "kubectl -n llama logs deploy/llama-vllm-llama -c vllm" in proc.stderr
 
 
 def test_helm_test_deadline_covers_the_startup_probe_and_the_notes_give_helm_a_longer_timeout() -> None:
     manifests = cases.rendered(cases.Case("values/aws-t4.yaml", T4))
-    vllm = cases.find(manifests, "Deployment", "llama-vllm")["spec"]["template"]["spec"]["containers"][0]
+    deployment = cases.find(manifests, "Deployment", "llama-vllm-llama")
+    vllm = deployment["spec"]["template"]["spec"]["containers"][0]
     probe = vllm["startupProbe"]["periodSeconds"] * vllm["startupProbe"]["failureThreshold"]
     pod = cases.find(manifests, "Pod", "llama-test-completion")
     env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
@@ -197,7 +200,7 @@ def test_vllm_autoscaling_without_keda_is_refused_with_a_message_naming_keda() -
 
 def test_vllm_autoscaling_with_keda_renders_the_scaled_object() -> None:
     manifests = _render((cases.SCENARIO_DIR / "autoscaling-keda.yaml",), chart.API_VERSIONS)
-    assert cases.find(manifests, "ScaledObject", "llama-vllm")
+    assert cases.find(manifests, "ScaledObject", "llama-vllm-llama")
 
 
 # --- 7. NOTES print a URL the user can open ------------------------------------------------------

@@ -111,12 +111,12 @@ def test_the_subcharts_app_versions_are_the_platform_version_make_images_tags_wi
         assert sub == platform == images.catalogue()[name].version
 
 
-def test_the_model_server_image_builds_on_the_vllm_release_and_is_tagged_with_it(tmp_path: Path) -> None:
-    proc = _run(tmp_path, "--registry", REGISTRY, "--images", "model-server", "--no-push")
+def test_the_vllm_llama_image_builds_on_the_vllm_release_and_is_tagged_with_it(tmp_path: Path) -> None:
+    proc = _run(tmp_path, "--registry", REGISTRY, "--images", "vllm-llama", "--no-push")
     assert proc.returncode == 0, proc.stderr
     (build,) = [argv for argv in _argv_log(tmp_path) if argv[0] == "build"]
     assert build[build.index("--build-arg") + 1] == "VLLM_VERSION=0.32.0"
-    assert f"{REGISTRY}/llama-platform/model-server:v0.32.0" in build
+    assert f"{REGISTRY}/llama-platform/vllm-llama:v0.32.0" in build
     assert _state(tmp_path, "pushed.json") is None, "--no-push pushes nothing"
 
 

@@ -67,7 +67,7 @@ def test_monitoring_objects_are_checked_against_the_prometheus_operator_model() 
     monitor = cases.find(
         cases.rendered(cases.Case("values/aws-t4.yaml", (cases.ENV_VALUES_DIR / "aws-t4.yaml",))),
         "ServiceMonitor",
-        "llama-vllm",
+        "llama-vllm-llama",
     )
     assert kube_schemas.validate_manifest(monitor) == []
     broken = {**monitor, "spec": {**monitor["spec"], "endpoints": [{"port": "http", "intervall": "15s"}]}}
@@ -78,7 +78,7 @@ def test_monitoring_objects_are_checked_against_the_prometheus_operator_model() 
 
 def test_an_unknown_field_in_a_deployment_fails_the_strict_kubernetes_schema() -> None:
     manifests = cases.rendered(cases.Case("values/aws-t4.yaml", (cases.ENV_VALUES_DIR / "aws-t4.yaml",)))
-    deployment = cases.find(manifests, "Deployment", "llama-vllm")
+    deployment = cases.find(manifests, "Deployment", "llama-vllm-llama")
     broken = {**deployment, "spec": {**deployment["spec"], "replica": 1}}
     assert kube_schemas.validate_manifest(broken)
 
@@ -98,8 +98,8 @@ def test_values_files_merge_like_helm_f_a_f_b() -> None:
 def test_a_null_in_a_later_values_file_removes_the_charts_default() -> None:
     t4 = cases.ENV_VALUES_DIR / "aws-t4.yaml"
     manifests = cases.render_with((t4,), {"vllm-llama": {"podLabels": {"team": "ml"}}})
-    labels = cases.find(manifests, "Deployment", "llama-vllm")["spec"]["template"]["metadata"]["labels"]
+    labels = cases.find(manifests, "Deployment", "llama-vllm-llama")["spec"]["template"]["metadata"]["labels"]
     assert labels["team"] == "ml"
     manifests = cases.render_with((t4,), {"vllm-llama": {"resources": {"limits": None}}})
-    pod = cases.find(manifests, "Deployment", "llama-vllm")["spec"]["template"]["spec"]
+    pod = cases.find(manifests, "Deployment", "llama-vllm-llama")["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1}, "the 13Gi default is gone"

@@ -1,4 +1,4 @@
-"""Every value of the vLLM chart is documented in place (helm-docs `# --` comments): a key needs a
+"""Every value of every chart is documented in place (helm-docs `# --` comments): a key needs a
 `# --` comment right above it or above one of its parent keys."""
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def undocumented_keys(values_file: Path) -> list[str]:
     return missing
 
 
-def test_every_vllm_value_is_documented_in_place() -> None:
-    values = chart.UMBRELLA / "charts" / "vllm-llama" / "values.yaml"
+@pytest.mark.parametrize("values", sorted(chart.UMBRELLA.rglob("values.yaml")), ids=lambda p: p.parent.name)
+def test_every_value_is_documented_in_place(values: Path) -> None:
     assert undocumented_keys(values) == []
 
 

@@ -20,7 +20,7 @@ def manifests() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def pod(manifests: list[dict[str, Any]]) -> dict[str, Any]:
-    return cases.find(manifests, "Deployment", "llama-vllm")["spec"]["template"]["spec"]
+    return cases.find(manifests, "Deployment", "llama-vllm-llama")["spec"]["template"]["spec"]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_t4_runs_vllm_serve_in_half_precision_with_the_triton_backend(vllm: dict
 
 
 def test_t4_rolls_out_with_recreate(manifests: list[dict[str, Any]]) -> None:
-    assert cases.find(manifests, "Deployment", "llama-vllm")["spec"]["strategy"] == {"type": "Recreate"}
+    assert cases.find(manifests, "Deployment", "llama-vllm-llama")["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_t4_probes_give_a_cold_start_twenty_minutes_then_watch_health(vllm: dict[str, Any]) -> None:
@@ -108,22 +108,22 @@ def test_t4_pod_runs_non_root_with_a_read_only_root_and_shm_in_memory(
 
 
 def test_t4_service_and_monitoring_follow_the_interfaces(manifests: list[dict[str, Any]]) -> None:
-    service = cases.find(manifests, "Service", "llama-vllm")
+    service = cases.find(manifests, "Service", "llama-vllm-llama")
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
     ]
-    monitor = cases.find(manifests, "ServiceMonitor", "llama-vllm")
+    monitor = cases.find(manifests, "ServiceMonitor", "llama-vllm-llama")
     assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     optional = {"PodDisruptionBudget", "ScaledObject", "Secret", "PersistentVolumeClaim"}
     assert not [
-        m for m in manifests if m["kind"] in optional and m["metadata"]["name"].startswith("llama-vllm")
+        m for m in manifests if m["kind"] in optional and m["metadata"]["name"].startswith("llama-vllm-llama")
     ]
 
 
 def test_t4_network_policy_admits_only_chat_api_monitoring_and_the_test_pod(
     manifests: list[dict[str, Any]],
 ) -> None:
-    policy = cases.find(manifests, "NetworkPolicy", "llama-vllm")["spec"]
+    policy = cases.find(manifests, "NetworkPolicy", "llama-vllm-llama")["spec"]
     (rule,) = policy["ingress"]
     assert rule["ports"] == [{"port": 8000, "protocol": "TCP"}]
     peers = [p.get("podSelector", p.get("namespaceSelector"))["matchLabels"] for p in rule["from"]]
@@ -141,6 +141,6 @@ def test_helm_test_pod_asks_the_served_model_for_one_token(manifests: list[dict[
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     container = test_pod["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["VLLM_URL"] == "http://llama-vllm:8000" and env["MODEL"] == "llama-3.2-3b-instruct"
+    assert env["VLLM_URL"] == "http://llama-vllm-llama:8000" and env["MODEL"] == "llama-3.2-3b-instruct"
     script = container["args"][0]
     assert '"$VLLM_URL/v1/completions"' in script and '"max_tokens": 1' in script

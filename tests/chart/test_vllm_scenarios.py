@@ -21,7 +21,7 @@ def _scenario(name: str) -> list[dict[str, Any]]:
 
 
 def _vllm(manifests: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    pod = cases.find(manifests, "Deployment", "llama-vllm")["spec"]["template"]["spec"]
+    pod = cases.find(manifests, "Deployment", "llama-vllm-llama")["spec"]["template"]["spec"]
     return pod, next(c for c in pod["containers"] if c["name"] == "vllm")
 
 
@@ -67,11 +67,12 @@ def test_emptydir_cache_keeps_the_seed_sizes() -> None:
 
 def test_created_pvc_uses_the_storage_class_value_and_survives_uninstall() -> None:
     manifests = _scenario("cache-pvc-storageclass.yaml")
-    claim = cases.find(manifests, "PersistentVolumeClaim", "llama-vllm-cache")
+    claim = cases.find(manifests, "PersistentVolumeClaim", "llama-vllm-llama-cache")
     assert claim["spec"]["storageClassName"] == "gp3"
     assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     pod, _ = _vllm(manifests)
-    assert {"name": "models", "persistentVolumeClaim": {"claimName": "llama-vllm-cache"}} in pod["volumes"]
+    claim_volume = {"name": "models", "persistentVolumeClaim": {"claimName": "llama-vllm-llama-cache"}}
+    assert claim_volume in pod["volumes"]
 
 
 def test_existing_claim_is_mounted_and_none_is_created() -> None:
@@ -83,7 +84,7 @@ def test_existing_claim_is_mounted_and_none_is_created() -> None:
 
 def test_token_given_as_a_value_becomes_a_secret_and_appears_nowhere_else() -> None:
     manifests = _scenario("hf-token-from-value.yaml")
-    secret = cases.find(manifests, "Secret", "llama-vllm-hf-token")
+    secret = cases.find(manifests, "Secret", "llama-vllm-llama-hf-token")
     assert set(secret["data"]) == {"token"}
     others = [m for m in manifests if m["kind"] != "Secret"]
     assert "hf_not_a_real_token" not in repr(others)
@@ -97,7 +98,7 @@ def test_baked_weights_image_skips_the_download_and_the_https_egress() -> None:
     pod, vllm = _vllm(manifests)
     assert "initContainers" not in pod
     assert vllm["args"][0] == "/opt/models/Llama-3.2-3B-Instruct"
-    policy = cases.find(manifests, "NetworkPolicy", "llama-vllm")
+    policy = cases.find(manifests, "NetworkPolicy", "llama-vllm-llama")
     assert [p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]] == [53, 53]
 
 
@@ -115,19 +116,20 @@ def test_registry_mirror_rewrites_every_third_party_image_and_adds_pull_secrets(
 
 def test_keda_scales_on_waiting_requests_and_never_to_zero() -> None:
     manifests = _scenario("autoscaling-keda.yaml")
-    scaled = cases.find(manifests, "ScaledObject", "llama-vllm")["spec"]
+    scaled = cases.find(manifests, "ScaledObject", "llama-vllm-llama")["spec"]
     assert scaled["minReplicaCount"] == 1
     assert "vllm:num_requests_waiting" in scaled["triggers"][0]["metadata"]["query"]
-    assert "replicas" not in cases.find(manifests, "Deployment", "llama-vllm")["spec"], "KEDA owns replicas"
-    assert cases.find(manifests, "PodDisruptionBudget", "llama-vllm")["spec"]["minAvailable"] == 1
+    deployment = cases.find(manifests, "Deployment", "llama-vllm-llama")
+    assert "replicas" not in deployment["spec"], "KEDA owns replicas"
+    assert cases.find(manifests, "PodDisruptionBudget", "llama-vllm-llama")["spec"]["minAvailable"] == 1
 
 
 def test_rolling_update_is_allowed_when_a_spare_gpu_exists() -> None:
-    deployment = cases.find(_scenario("rolling-update-with-spare-gpu.yaml"), "Deployment", "llama-vllm")
+    deployment = cases.find(_scenario("rolling-update-with-spare-gpu.yaml"), "Deployment", "llama-vllm-llama")
     assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
 
 
 def test_tests_and_network_policy_can_be_switched_off() -> None:
     kinds = {(m["kind"], m["metadata"]["name"]) for m in _scenario("tests-and-networkpolicy-off.yaml")}
-    assert ("NetworkPolicy", "llama-vllm") not in kinds
+    assert ("NetworkPolicy", "llama-vllm-llama") not in kinds
     assert ("Pod", "llama-test-completion") not in kinds

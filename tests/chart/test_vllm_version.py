@@ -15,7 +15,7 @@ from tests.chart import cases, vllm_release
 
 pytestmark = pytest.mark.chart
 
-DOCKERFILE = chart.REPO / "services" / "model-server" / "Dockerfile"
+DOCKERFILE = chart.REPO / "services" / "vllm-llama" / "Dockerfile"
 
 
 def test_the_chart_app_version_is_the_vllm_release_ci_serves() -> None:
@@ -46,7 +46,7 @@ def test_an_image_tag_of_another_release_is_caught() -> None:
     (problem,) = vllm_release.image_release_problems(image, vllm_release.ci_release())
     assert "is not vLLM 0.32.0" in problem
     assert vllm_release.image_release_problems("docker.io/vllm/vllm-openai:v0.32.0-cu129", "0.32.0")
-    assert not vllm_release.image_release_problems("r.example/llama/model-server:v0.32.0-llama", "0.32.0")
+    assert not vllm_release.image_release_problems("r.example/llama/vllm-llama:v0.32.0-llama", "0.32.0")
 
 
 def test_the_default_image_is_the_plain_cuda_13_tag_not_the_cu129_variant() -> None:
@@ -64,7 +64,7 @@ def test_the_default_image_is_the_plain_cuda_13_tag_not_the_cu129_variant() -> N
         )
 
 
-def test_the_model_server_image_builds_on_the_same_release() -> None:
+def test_the_vllm_llama_image_builds_on_the_same_release() -> None:
     text = DOCKERFILE.read_text(encoding="utf-8")
     (default,) = re.findall(r"^ARG VLLM_VERSION=(\S+)$", text, flags=re.MULTILINE)
     assert default == vllm_release.ci_release()

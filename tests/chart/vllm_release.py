@@ -41,7 +41,7 @@ def vllm_container(manifests: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def image_release_problems(image: str, release: str) -> list[str]:
     """Why `image` is not vLLM `release`: upstream images must carry tag v<release> exactly; an image
-    built on it (services/model-server) must start its tag with v<release>. A digest pins by content
+    built on it (services/vllm-llama) must start its tag with v<release>. A digest pins by content
     and is checked by its tag in the values instead."""
     if "@" in image:
         return []

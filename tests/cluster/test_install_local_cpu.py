@@ -123,7 +123,7 @@ async def test_local_cpu_release_installs_becomes_ready_and_passes_helm_test(
         await asyncio.to_thread(
             wait_for_deployments_to_run,
             kube_cluster.kube_client,
-            [f"{RELEASE}-vllm"],
+            [f"{RELEASE}-vllm-llama"],
             namespace,
             timeout_sec=READY_TIMEOUT_S,
         )

@@ -441,7 +441,7 @@ def test_apply_then_destroy_on_moto_feeds_the_bootstrap_inventory(
             r["repositoryName"]: r["repositoryArn"] for r in ecr.describe_repositories()["repositories"]
         }
         assert sorted(repositories) == [
-            f"llama/llama-platform/{n}" for n in ("chat-api", "chat-ui", "model-server")
+            f"llama/llama-platform/{n}" for n in ("chat-api", "chat-ui", "vllm-llama")
         ]
         registry = terraform(initialised, "output", "-raw", "image_registry", env=moto_server).stdout
         assert registry == "123456789012.dkr.ecr.us-east-1.amazonaws.com/llama"

@@ -237,7 +237,7 @@ def test_runbook_url_and_vllm_job_are_values_and_alerts_can_be_disabled() -> Non
         "kube-prometheus-dashboards": {
             "rules": {
                 "runbookBaseUrl": "https://git.example.com/ops/runbooks.md",
-                "vllmJob": "model-server",
+                "vllmJob": "vllm-llama",
                 "disabledAlerts": ["VLLMPreemptions"],
             }
         }
@@ -248,7 +248,7 @@ def test_runbook_url_and_vllm_job_are_values_and_alerts_can_be_disabled() -> Non
     assert (
         alerts["VLLMDown"]["annotations"]["runbook_url"] == "https://git.example.com/ops/runbooks.md#vllmdown"
     )
-    assert 'up{job=~"model-server"}' in alerts["VLLMDown"]["expr"]
+    assert 'up{job=~"vllm-llama"}' in alerts["VLLMDown"]["expr"]
 
 
 def test_excluding_an_unknown_dashboard_is_refused() -> None:

@@ -168,7 +168,7 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(
                 f"CHAT_API_UPSTREAM_URL={value!r} must start with http:// or https:// "
-                "(for example http://llama-vllm:8000)"
+                "(for example http://llama-vllm-llama:8000)"
             )
         return value.rstrip("/")
 

@@ -1,55 +1,8 @@
-{{/* Names and labels of the chat-api chart, defined once. */}}
-
-{{/* `<release>-chat-api` (docs/interfaces.md). */}}
-{{- define "chat-api.fullname" -}}
-{{ printf "%s-chat-api" .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "chat-api.selectorLabels" -}}
-app.kubernetes.io/name: chat-api
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{- define "chat-api.labels" -}}
-{{ include "chat-api.selectorLabels" . }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: llama-platform
-app.kubernetes.io/component: api
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-{{- end }}
-
-{{- define "chat-api.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}
-{{ include "chat-api.fullname" . }}
-{{- else -}}
-{{ .Values.serviceAccount.name | default "default" }}
-{{- end -}}
-{{- end }}
-
-{{/*
-The image reference. This image exists only where `make images` pushed it: an unqualified
-repository (llama-platform/chat-api) goes under global.image.registry; a repository with a registry
-host is used as given. The tag defaults to the chart's appVersion, which `make images` tags with.
-A digest wins over the tag.
-*/}}
-{{- define "chat-api.image" -}}
-{{- $repo := .Values.image.repository -}}
-{{- $first := first (splitList "/" $repo) -}}
-{{- $qualified := and (contains "/" $repo) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
-{{- if and (not $qualified) .Values.global.image.registry -}}
-{{- $repo = printf "%s/%s" (trimSuffix "/" .Values.global.image.registry) $repo -}}
-{{- end -}}
-{{- if .Values.image.digest -}}
-{{ printf "%s@%s" $repo .Values.image.digest }}
-{{- else -}}
-{{ printf "%s:%s" $repo (.Values.image.tag | default .Chart.AppVersion) }}
-{{- end -}}
-{{- end }}
+{{/* Derived values of the chat-api chart (names, labels and images: platform-lib). */}}
 
 {{/* vLLM's URL: the vllm-llama Service of this release unless upstream.url says otherwise. */}}
 {{- define "chat-api.upstreamUrl" -}}
-{{ .Values.upstream.url | default (printf "http://%s-vllm:8000" .Release.Name) | trimSuffix "/" }}
+{{ .Values.upstream.url | default (include "platform-lib.url" (list . "vllm-llama")) | trimSuffix "/" }}
 {{- end }}
 
 {{- define "chat-api.defaultModel" -}}
@@ -61,16 +14,6 @@ A digest wins over the tag.
 {{ join "," .Values.upstream.allowedModels }}
 {{- else -}}
 {{ include "chat-api.defaultModel" . }}
-{{- end -}}
-{{- end }}
-
-{{/* ServiceMonitor only where the CRD exists (auto) or when forced (global.monitoring.enabled). */}}
-{{- define "chat-api.monitoring" -}}
-{{- $enabled := .Values.global.monitoring.enabled -}}
-{{- if eq (toString $enabled) "auto" -}}
-{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor" }}true{{ end -}}
-{{- else if eq (toString $enabled) "true" -}}
-true
 {{- end -}}
 {{- end }}
 
@@ -120,7 +63,7 @@ any address, on the API server ports only). `helm template` has no cluster, so i
 
 {{/* The shared store (store.redis): names of its objects and its password's Secret. */}}
 {{- define "chat-api.redisName" -}}
-{{ printf "%s-redis" (include "chat-api.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{ printf "%s-redis" (include "platform-lib.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{- define "chat-api.redisSecretName" -}}
@@ -130,23 +73,6 @@ any address, on the API server ports only). `helm template` has no cluster, so i
 {{- define "chat-api.redisSelectorLabels" -}}
 app.kubernetes.io/name: chat-api-redis
 app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{- define "chat-api.redisImage" -}}
-{{- $image := .Values.store.redis.image -}}
-{{- $repo := $image.repository -}}
-{{- with .Values.global.image.mirror -}}
-{{- $parts := splitList "/" $repo -}}
-{{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts))) -}}
-{{- $repo = join "/" (rest $parts) -}}
-{{- end -}}
-{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo -}}
-{{- end -}}
-{{- if $image.digest -}}
-{{ printf "%s@%s" $repo $image.digest }}
-{{- else -}}
-{{ printf "%s:%s" $repo $image.tag }}
-{{- end -}}
 {{- end }}
 
 {{/* The Secret chat-api reads the store's URL from (entry `url`, or store.secretKey for a store of

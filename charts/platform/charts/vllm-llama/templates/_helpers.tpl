@@ -1,38 +1,30 @@
-{{/* Names, labels and derived numbers of the vLLM chart, defined once. */}}
-
-{{/* `<release>-vllm` (docs/interfaces.md). */}}
-{{- define "vllm-llama.fullname" -}}
-{{ printf "%s-vllm" .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "vllm-llama.selectorLabels" -}}
-app.kubernetes.io/name: vllm-llama
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{- define "vllm-llama.labels" -}}
-{{ include "vllm-llama.selectorLabels" . }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: llama-platform
-app.kubernetes.io/component: model-server
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-{{- end }}
-
-{{- define "vllm-llama.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}
-{{ include "vllm-llama.fullname" . }}
-{{- else -}}
-{{ .Values.serviceAccount.name | default "default" }}
-{{- end -}}
-{{- end }}
+{{/* Derived values of the vLLM chart (names, labels and images: platform-lib). */}}
 
 {{- define "vllm-llama.modelName" -}}
-{{ .Values.model.name | default .Values.global.model.name }}
+{{ .Values.global.model.name }}
 {{- end }}
 
 {{- define "vllm-llama.servedName" -}}
-{{ .Values.model.servedName | default .Values.global.model.servedName }}
+{{ .Values.global.model.servedName }}
+{{- end }}
+
+{{/*
+The model's shape (layers, kvHeads, headDim, paramsBillions) as YAML: files/model-shapes.yaml's entry
+for global.model.name, with model.architecture's keys over it. A model the table does not know must
+give all four, else the install is refused with a sentence that says so.
+*/}}
+{{- define "vllm-llama.shape" -}}
+{{- $name := include "vllm-llama.modelName" . -}}
+{{- $known := .Files.Get "files/model-shapes.yaml" | fromYaml -}}
+{{- $shape := merge (deepCopy (.Values.model.architecture | default dict)) (deepCopy (get $known $name | default dict)) -}}
+{{- $missing := list -}}
+{{- range $key := list "layers" "kvHeads" "headDim" "paramsBillions" -}}
+{{- if not (get $shape $key) }}{{ $missing = append $missing $key }}{{ end -}}
+{{- end -}}
+{{- if $missing -}}
+{{- fail (printf "global.model.name %q is not a model this chart knows (charts/platform/charts/vllm-llama/files/model-shapes.yaml lists %s), so the KV cache check cannot size it: give its shape as vllm-llama.model.architecture (%s missing; from the model's config.json: num_hidden_layers, num_key_value_heads, hidden_size / num_attention_heads, and its parameter count in billions), or add it to that file." $name (keys $known | sortAlpha | join ", ") (join ", " $missing)) -}}
+{{- end -}}
+{{ toYaml $shape }}
 {{- end }}
 
 {{/* Where vLLM reads the weights: the downloaded copy on the cache volume, or the baked path. */}}
@@ -48,46 +40,13 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- if ne .Values.gpu.profile "cpu" }}true{{ end -}}
 {{- end }}
 
-{{/* The image reference: global.image.mirror replaces the registry; a digest wins over the tag. */}}
-{{- define "vllm-llama.image" -}}
-{{- $repo := .Values.image.repository -}}
-{{- $registry := .Values.global.image.mirror | default "" -}}
-{{- if $registry -}}
-{{- $parts := splitList "/" $repo -}}
-{{- if and (gt (len $parts) 1) (or (contains "." (first $parts)) (contains ":" (first $parts))) -}}
-{{- $repo = join "/" (rest $parts) -}}
-{{- end -}}
-{{- $repo = printf "%s/%s" (trimSuffix "/" $registry) $repo -}}
-{{- end -}}
-{{- if .Values.image.digest -}}
-{{ printf "%s@%s" $repo .Values.image.digest }}
-{{- else -}}
-{{ printf "%s:%s" $repo (include "vllm-llama.imageTag" .) }}
-{{- end -}}
-{{- end }}
-
-{{/* The tag: image.tag, or v<appVersion> (the vLLM release this chart and CI are built for). */}}
-{{- define "vllm-llama.imageTag" -}}
-{{ .Values.image.tag | default (printf "v%s" .Chart.AppVersion) }}
-{{- end }}
-
 {{/* The Secret holding HF_TOKEN: an existing one, or the one this chart creates. */}}
 {{- define "vllm-llama.hfTokenSecret" -}}
-{{ .Values.hfToken.existingSecret | default (printf "%s-hf-token" (include "vllm-llama.fullname" .)) }}
+{{ .Values.hfToken.existingSecret | default (printf "%s-hf-token" (include "platform-lib.fullname" .)) }}
 {{- end }}
 
 {{- define "vllm-llama.needsHfToken" -}}
 {{- if and .Values.hfToken.enabled (eq .Values.model.source "huggingface") }}true{{ end -}}
-{{- end }}
-
-{{/* "true" when ServiceMonitors render: forced on, or auto and the CRD's API is announced. */}}
-{{- define "vllm-llama.monitoring" -}}
-{{- $enabled := .Values.global.monitoring.enabled -}}
-{{- if eq (toString $enabled) "auto" -}}
-{{- if .Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor" }}true{{ end -}}
-{{- else if eq (toString $enabled) "true" -}}
-true
-{{- end -}}
 {{- end }}
 
 {{/* Bytes of one element of the KV cache for the dtype in use. */}}
@@ -108,7 +67,7 @@ true
 
 {{/* GiB of KV cache one sequence of max model length needs. */}}
 {{- define "vllm-llama.kvGiBPerSequence" -}}
-{{- $a := .Values.model.architecture -}}
+{{- $a := include "vllm-llama.shape" . | fromYaml -}}
 {{- $perToken := mul 2 (int $a.layers) (int $a.kvHeads) (int $a.headDim) (int (include "vllm-llama.kvBytes" .)) -}}
 {{- divf (mulf $perToken (int .Values.vllm.maxModelLen)) 1073741824.0 -}}
 {{- end }}
@@ -119,7 +78,8 @@ true
 {{- $p := index .Values.gpu.profiles .Values.gpu.profile -}}
 {{- $gpus := max 1 (int .Values.gpu.count) -}}
 {{- $total := mulf (float64 $p.memoryGiB) (float64 .Values.vllm.gpuMemoryUtilization) $gpus -}}
-{{- $weights := divf (mulf (float64 .Values.model.architecture.paramsBillions) 1000000000.0 (int (include "vllm-llama.weightBytes" .))) 1073741824.0 -}}
+{{- $shape := include "vllm-llama.shape" . | fromYaml -}}
+{{- $weights := divf (mulf (float64 $shape.paramsBillions) 1000000000.0 (int (include "vllm-llama.weightBytes" .))) 1073741824.0 -}}
 {{- subf $total $weights (mulf (float64 .Values.vllm.overheadGiB) $gpus) -}}
 {{- else -}}
 {{- float64 .Values.vllm.cpuKvCacheGiB -}}
@@ -141,7 +101,7 @@ true
 - --host
 - "0.0.0.0"
 - --port
-- "8000"
+- {{ include "platform-lib.port" (list . "vllm-llama") | quote }}
 - --dtype
 - {{ $v.vllm.dtype | quote }}
 - --max-model-len
@@ -204,11 +164,11 @@ capabilities:
 {{- if eq $c.type "pvc" }}
 - name: models
   persistentVolumeClaim:
-    claimName: {{ $c.pvc.existingClaim | default (printf "%s-cache" (include "vllm-llama.fullname" .)) }}
+    claimName: {{ $c.pvc.existingClaim | default (printf "%s-cache" (include "platform-lib.fullname" .)) }}
 {{- else if eq $c.type "hostPath" }}
 - name: models
   hostPath:
-    path: {{ $c.hostPath.path }}
+    path: {{ (include "platform-lib.node" . | fromYaml).modelCachePath }}
     type: {{ $c.hostPath.type }}
 {{- else }}
 - name: models
