@@ -82,13 +82,13 @@ def test_a_cold_start_on_a_t4_shows_every_stage_then_ready(double: KubeApiDouble
         lines,
         [
             "scheduling: waiting for a node: 0/2 nodes are available: 1 Insufficient nvidia.com/gpu",
-            "pulling: pod llama-vllm-6c9f8d7b5d-x7k2p on ip-10-0-1-23.ec2.internal: pulling the image",
+            "pulling: pod llama-vllm-llama-6c9f8d7b5d-x7k2p on ip-10-0-1-23.ec2.internal: pulling the image",
             'pulling "docker.io/vllm/vllm-openai:v0.32.0"',
             "pulled docker.io/vllm/vllm-openai:v0.32.0 in 2m47.912s",
             "downloading: meta-llama/Llama-3.2-3B-Instruct@main into /models/weights/meta-llama/Llama-3.2-3B",
             "downloading: 6.0 GiB to download",
             "download complete",
-            "loading: vLLM is starting in pod llama-vllm-6c9f8d7b5d-x7k2p",
+            "loading: vLLM is starting in pod llama-vllm-llama-6c9f8d7b5d-x7k2p",
             "loading: starting: vLLM 0.32.0",
             "loading: loading weights: /models/weights/meta-llama/Llama-3.2-3B-Instruct",
             "loading: loading weights: read in 28.41 s",
@@ -101,10 +101,10 @@ def test_a_cold_start_on_a_t4_shows_every_stage_then_ready(double: KubeApiDouble
             "loading: capturing CUDA graphs: captured in 13 s (0.41 GiB)",
             "loading: starting the API server: engine ready in 72.31 s",
             "loading: starting the API server: listening on http://0.0.0.0:8000",
-            "ready: vLLM is ready after 7m00s (pod llama-vllm-6c9f8d7b5d-x7k2p)",
+            "ready: vLLM is ready after 7m00s (pod llama-vllm-llama-6c9f8d7b5d-x7k2p)",
         ],
     )
-    assert result == WaitResult(True, "ready", 420.0, pod="llama-vllm-6c9f8d7b5d-x7k2p")
+    assert result == WaitResult(True, "ready", 420.0, pod="llama-vllm-llama-6c9f8d7b5d-x7k2p")
     # One line per change, not per poll: the scheduler's message is said once though it lasts 25 s.
     assert sum("waiting for a node" in line for line in lines) == 1
 
@@ -124,7 +124,7 @@ def test_the_real_cpu_start_up_log_is_read_phase_by_phase(double: KubeApiDouble,
         lines,
         [
             "downloading: tiny-llama@main already in the cache: no download",
-            "loading: vLLM is starting in pod llama-vllm-6c9f8d7b5d-x7k2p",
+            "loading: vLLM is starting in pod llama-vllm-llama-6c9f8d7b5d-x7k2p",
             "loading: starting: vLLM 0.32.0",
             "loading: loading weights: /work/wt-18b/.cache/tiny-llama",
             "loading: loading weights: read in 0.02 s",
@@ -376,13 +376,13 @@ def test_the_double_serves_logs_as_kubelet_chooses_them(double: KubeApiDouble, k
     run's log only after a restart, the current run's otherwise."""
     double.pods = [recorded_pod("pulling")]
     double.logs = {}
-    assert kube.pod_log("llama", "llama-vllm-6c9f8d7b5d-x7k2p", "vllm", tail_lines=5) is None
+    assert kube.pod_log("llama", "llama-vllm-llama-6c9f8d7b5d-x7k2p", "vllm", tail_lines=5) is None
     double.pods = [recorded_pod("loading-after-restart")]
     double.logs = {
         "containerd://" + "a" * 64: [("2026-11-30T08:14:06.000000001Z", "second run")],
         "containerd://" + "c" * 64: [("2026-11-30T08:10:00.000000001Z", "first run")],
     }
-    name = "llama-vllm-6c9f8d7b5d-x7k2p"
+    name = "llama-vllm-llama-6c9f8d7b5d-x7k2p"
     assert kube.pod_log("llama", name, "vllm", tail_lines=5) == "2026-11-30T08:14:06.000000001Z second run\n"
     assert kube.pod_log("llama", name, "vllm", tail_lines=5, previous=True).endswith(" first run\n")
     double.pods = [recorded_pod("loading")]
@@ -448,7 +448,7 @@ def _download_script(tmp_path: Path, gated: bool) -> subprocess.CompletedProcess
     vllm_python = REPO_ROOT / ".venv-vllm" / "bin" / "python3"
     if not vllm_python.exists() or shutil.which("du") is None:
         pytest.skip("needs .venv-vllm (huggingface_hub for the size line) and coreutils")
-    deployment = cases.find(cases.rendered(T4), "Deployment", "llama-vllm")
+    deployment = cases.find(cases.rendered(T4), "Deployment", "llama-vllm-llama")
     (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
     env = {e["name"]: e["value"] for e in init["env"] if "value" in e}
     bin_dir = tmp_path / "bin"
@@ -525,7 +525,7 @@ def test_the_charts_download_script_passes_shellcheck(tmp_path: Path) -> None:
 
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
-    deployment = cases.find(cases.rendered(T4), "Deployment", "llama-vllm")
+    deployment = cases.find(cases.rendered(T4), "Deployment", "llama-vllm-llama")
     (init,) = deployment["spec"]["template"]["spec"]["initContainers"]
     script = tmp_path / "download.sh"
     script.write_text(init["args"][0])
