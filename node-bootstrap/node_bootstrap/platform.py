@@ -62,7 +62,7 @@ STEPS = (
 MODEL = "meta-llama/Llama-3.2-3B-Instruct"
 OPERATOR_KEYS_SECRET = "llama-platform-keys"  # noqa: S105 - a Secret's name  # chat-api.apiKeys.existingSecret
 OPERATOR_KEY_NAME = "make-platform"  # the key's file name: chat-api logs it as key:make-platform
-GRAFANA_ADMIN_SECRET = "grafana-admin"  # noqa: S105 - a Secret's name  # values/kube-prometheus-stack.yaml grafana.admin.existingSecret
+GRAFANA_ADMIN_SECRET = "grafana-admin"  # noqa: S105 - a Secret's name  # charts/platform/charts/kube-prometheus-dashboards/examples/kube-prometheus-stack.yaml grafana.admin.existingSecret
 MANAGED_BY = {"app.kubernetes.io/managed-by": "make-platform"}
 REQUIRED_TFVARS = ("region", "admin_cidrs", "client_cidrs", "ssh_public_key")
 POD_POLL_S = 5.0  # between looks at the vLLM pod while waiting
@@ -79,7 +79,10 @@ class PlatformSettings:
     state_dir: Path = REPO_ROOT / "build" / "platform"
     kubeconfig: Path = REPO_ROOT / "kubeconfig"
     values_file: Path = REPO_ROOT / "values" / "aws-t4.yaml"
-    monitoring_values: Path = REPO_ROOT / "values" / "kube-prometheus-stack.yaml"
+    # The dashboards chart's example values: the one kube-prometheus-stack values file.
+    monitoring_values: Path = (
+        REPO_ROOT / "charts/platform/charts/kube-prometheus-dashboards/examples/kube-prometheus-stack.yaml"
+    )
     hf_token_file: Path = REPO_ROOT / "hf-token"
     signin_values: Path = REPO_ROOT / "signin.yaml"
     oidc_client_secret_file: Path = REPO_ROOT / "client-secret"

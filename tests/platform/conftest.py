@@ -116,7 +116,7 @@ class Lab:
             "state_dir": self.root / "build" / "platform",
             "kubeconfig": self.root / "kubeconfig",
             "values_file": REPO / "values" / "aws-t4.yaml",
-            "monitoring_values": REPO / "values" / "kube-prometheus-stack.yaml",
+            "monitoring_values": PlatformSettings.monitoring_values,
             "hf_token_file": self.root / "hf-token",
             "signin_values": self.root / "signin.yaml",
             "oidc_client_secret_file": self.root / "client-secret",
