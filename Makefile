@@ -26,19 +26,19 @@ BOOTSTRAP   := PYTHONPATH=node-bootstrap $(PY) -m node_bootstrap
 up: deps $(VLLM_VENV)/.installed ## Start vLLM (CPU) with SmolLM2-135M-Instruct, chat-api, the UI and Prometheus locally (LLAMA_MODEL=tiny|<hub id>)
 	@# On a cold start the UI build (npm, vite) and the model's preparation (one Python core) run side by side.
 	@$(MAKE) -j2 ui/dist/index.html model
-	@$(PY) -m scripts.localstack up
+	@$(PY) -m scripts.local_run up
 
 model: deps $(VLLM_VENV)/.installed ## Prepare the model `make up` serves (LLAMA_MODEL), once; `make up` does it too
-	@$(PY) -m scripts.localstack prepare
+	@$(PY) -m scripts.local_run prepare
 
 down: ## Stop exactly what `make up` started
-	@$(PY) -m scripts.localstack down
+	@$(PY) -m scripts.local_run down
 
 status: ## Show what `make up` runs and whether each part answers
-	@$(PY) -m scripts.localstack status
+	@$(PY) -m scripts.local_run status
 
 logs: ## Tail the logs of the local stack
-	@$(PY) -m scripts.localstack logs
+	@$(PY) -m scripts.local_run logs
 
 ##@ Tests and checks
 test: deps-test ## Run every test tier this machine can run (unit, chart, integration, e2e; cluster/aws skip with reason)

@@ -394,12 +394,12 @@ def cpu_layout(mode: str) -> dict[str, frozenset[int]] | None:
 def local_stack(
     chat_api_env: dict[str, str], out: Path, layout: dict[str, frozenset[int]] | None = None
 ) -> Iterator[tuple[str, str, str]]:
-    """vLLM + chat-api started here (scripts/localstack), stopped by PID on exit, pinned to
+    """vLLM + chat-api started here (scripts/local_run), stopped by PID on exit, pinned to
     `layout`'s CPUs when given."""
     layout = layout or {}
-    from scripts.localstack.chat_api import start_chat_api
-    from scripts.localstack.process import free_port
-    from scripts.localstack.vllm import DEFAULT_SERVED_NAME, VLLM_PYTHON, start_vllm
+    from scripts.local_run.chat_api import start_chat_api
+    from scripts.local_run.process import free_port
+    from scripts.local_run.vllm import DEFAULT_SERVED_NAME, VLLM_PYTHON, start_vllm
     from scripts.tiny_model import DEFAULT_OUT, is_complete
 
     if not is_complete(DEFAULT_OUT):

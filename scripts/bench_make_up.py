@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.localstack.process import REPO_ROOT, free_port
+from scripts.local_run.process import REPO_ROOT, free_port
 
 VENVS = (".venv", ".venv-vllm")
 

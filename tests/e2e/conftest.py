@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts.localstack import chat_api as chat_api_proc
-from scripts.localstack import ui as ui_proc
-from scripts.localstack.process import ManagedProcess, free_port
+from scripts.local_run import chat_api as chat_api_proc
+from scripts.local_run import ui as ui_proc
+from scripts.local_run.process import ManagedProcess, free_port
 from tests.e2e.browser import UI_DIR, Page, browser_unavailable
 from tests.e2e.chat_page import LOGS
 from tests.e2e.signin_stack import signin_stack_factory  # noqa: F401 - a fixture for the tests that sign in
@@ -75,7 +75,7 @@ class UiStack:
 @pytest.fixture
 def ui_stack_factory(ui_dist: Path, chat_api_factory) -> Iterator[Callable[..., UiStack]]:
     """For an upstream URL: an extra chat-api (shared fixture factory) allowing the UI's origin via
-    CHAT_API_CORS_ORIGINS, and a UI server (scripts/localstack/ui.py) whose config.json points at it."""
+    CHAT_API_CORS_ORIGINS, and a UI server (scripts/local_run/ui.py) whose config.json points at it."""
     servers: list[ManagedProcess] = []
     stacks: list[UiStack] = []
 

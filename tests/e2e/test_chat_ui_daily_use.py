@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from scripts import chart
-from scripts.localstack.process import free_port
-from scripts.localstack.vllm import DEFAULT_SERVED_NAME, start_vllm
+from scripts.local_run.process import free_port
+from scripts.local_run.vllm import DEFAULT_SERVED_NAME, start_vllm
 from tests.chart import cases
 from tests.e2e.browser import Page
 from tests.e2e.chat_page import COMPOSER, LAST_ANSWER, LOGS, open_chat, send, set_max_tokens

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.localstack.process import REPO_ROOT, free_port, pid_alive, port_is_free
+from scripts.local_run.process import REPO_ROOT, free_port, pid_alive, port_is_free
 
 pytestmark = pytest.mark.e2e
 

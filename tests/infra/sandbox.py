@@ -33,7 +33,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.localstack.process import ManagedProcess, stop_pid
+from scripts.local_run.process import ManagedProcess, stop_pid
 
 from .apt_doubles import build_kubernetes_release, build_repositories
 

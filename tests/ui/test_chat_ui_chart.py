@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scripts import chart
-from scripts.localstack.process import REPO_ROOT
+from scripts.local_run.process import REPO_ROOT
 from tests.chart import cases
 
 pytestmark = pytest.mark.chart

@@ -1,4 +1,4 @@
-"""scripts/localstack/ui.py: the local static server serves the built UI like the image's nginx does."""
+"""scripts/local_run/ui.py: the local static server serves the built UI like the image's nginx does."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.localstack import ui
-from scripts.localstack.process import REPO_ROOT, free_port
+from scripts.local_run import ui
+from scripts.local_run.process import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.unit
 

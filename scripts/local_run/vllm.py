@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from scripts.localstack.process import REPO_ROOT, ManagedProcess, StartupError, http_ok
+from scripts.local_run.process import REPO_ROOT, ManagedProcess, StartupError, http_ok
 
 VLLM_VENV = REPO_ROOT / ".venv-vllm"
 VLLM_PYTHON = VLLM_VENV / "bin" / "python"

@@ -1,6 +1,6 @@
 """`make up` / `make down` / `make status` / `make logs`: the platform's application layer on one machine.
 
-    python -m scripts.localstack up | down | status | logs [--follow] | prepare
+    python -m scripts.local_run up | down | status | logs [--follow] | prepare
 
 Starts vLLM (CPU build), chat-api, the UI and, when the `prometheus` binary is installed,
 Prometheus; records each PID and its start time in .run/stack.json; `down` stops exactly those
@@ -30,8 +30,8 @@ from typing import Any
 
 import httpx
 
-from scripts.localstack import process
-from scripts.localstack.process import REPO_ROOT, ManagedProcess, StartupError
+from scripts.local_run import process
+from scripts.local_run.process import REPO_ROOT, ManagedProcess, StartupError
 
 DEFAULT_HUB_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"  # ungated, about 1 GB, answers sensibly on a CPU
 TINY_SERVED_NAME = "tiny-llama"
@@ -252,7 +252,7 @@ def choose_model(settings: Settings) -> ModelChoice:
 
 
 def ensure_tiny_model() -> Path:
-    from scripts.localstack import vllm
+    from scripts.local_run import vllm
     from scripts.tiny_model import DEFAULT_OUT, is_complete
 
     if not is_complete(DEFAULT_OUT):
@@ -262,7 +262,7 @@ def ensure_tiny_model() -> Path:
 
 def ensure_local_model() -> Path:
     from scripts import smollm2
-    from scripts.localstack import vllm
+    from scripts.local_run import vllm
 
     if not smollm2.is_complete(smollm2.DEFAULT_OUT):
         say(f"Preparing {smollm2.DISPLAY_NAME} (once; about a minute: download, de-quantise, save) ...")
@@ -329,7 +329,7 @@ def wait_for(
 
 def start_part(name: str, settings: Settings, model: ModelChoice, parts: list[Part]) -> None:
     """Start one part of the stack and wait until it answers; it is recorded in `parts` first."""
-    from scripts.localstack import chat_api, ui, vllm
+    from scripts.local_run import chat_api, ui, vllm
 
     logs = settings.log_dir
     vllm_url = f"http://127.0.0.1:{settings.vllm_port}"
@@ -365,7 +365,7 @@ def start_part(name: str, settings: Settings, model: ModelChoice, parts: list[Pa
         )
         wait_for(name, proc, ui_url, f"{ui_url}/config.json", 60, parts, settings)
     else:
-        from scripts.localstack import prometheus
+        from scripts.local_run import prometheus
 
         proc = prometheus.start_local_prometheus(
             settings.run_dir / "prometheus",
@@ -510,7 +510,7 @@ def prepare(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.localstack",
+        prog="python -m scripts.local_run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,6 @@
 """The built chat UI (ui/dist) served locally, the way nginx serves it in the cluster.
 
-    python -m scripts.localstack.ui --dist ui/dist --port 3000 --api-base-url http://127.0.0.1:8080
+    python -m scripts.local_run.ui --dist ui/dist --port 3000 --api-base-url http://127.0.0.1:8080
 
 Serves `/config.json` from the given settings (the cluster's ConfigMap does that job there), falls
 back to index.html for client-side paths, and sends the same caching headers and
@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from scripts.localstack.process import ManagedProcess, http_ok
+from scripts.local_run.process import ManagedProcess, http_ok
 
 API_KEY_ENV = "CHAT_UI_API_KEY"
 NO_CACHE = "no-cache"
@@ -149,7 +149,7 @@ def start_ui(
     api_origin(api_base_url)  # refuse a bad URL here, with its fix, rather than in the child's log
     env = {API_KEY_ENV: api_key} if api_key else {}
     argv = [
-        sys.executable, "-m", "scripts.localstack.ui",
+        sys.executable, "-m", "scripts.local_run.ui",
         "--dist", str(dist_dir), "--port", str(port), "--host", host,
         "--api-base-url", api_base_url, "--title", title, "--model-note", model_note,
     ]  # fmt: skip
@@ -162,7 +162,7 @@ def start_ui(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.localstack.ui", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m scripts.local_run.ui", description=__doc__)
     parser.add_argument("--dist", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.localstack import __main__ as localstack
-from scripts.localstack.__main__ import (
+from scripts.local_run import __main__ as local_run
+from scripts.local_run.__main__ import (
     ModelChoice,
     Part,
     Settings,
@@ -22,7 +22,7 @@ from scripts.localstack.__main__ import (
     save_state,
     up,
 )
-from scripts.localstack.process import free_port, pid_alive, start_identity
+from scripts.local_run.process import free_port, pid_alive, start_identity
 
 pytestmark = pytest.mark.unit
 
@@ -115,9 +115,9 @@ def fake_starts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         parts.append(recorded(name, procs[-1]))
         save_state(settings, parts)
 
-    monkeypatch.setattr(localstack, "start_part", start_part)
-    monkeypatch.setattr(localstack.shutil, "which", lambda name: None)
-    monkeypatch.setattr(localstack, "choose_model", lambda settings: MODEL)
+    monkeypatch.setattr(local_run, "start_part", start_part)
+    monkeypatch.setattr(local_run.shutil, "which", lambda name: None)
+    monkeypatch.setattr(local_run, "choose_model", lambda settings: MODEL)
     yield started
     for proc in procs:
         proc.kill()
@@ -188,8 +188,8 @@ def test_the_default_model_is_smollm2_and_says_it_is_a_demo(
 ) -> None:
     monkeypatch.delenv("LLAMA_MODEL", raising=False)
     assert Settings.from_env().model == "smollm2"
-    monkeypatch.setattr(localstack, "ensure_local_model", lambda: tmp_path)
-    choice = localstack.choose_model(free_settings(tmp_path))
+    monkeypatch.setattr(local_run, "ensure_local_model", lambda: tmp_path)
+    choice = local_run.choose_model(free_settings(tmp_path))
     assert (choice.source, choice.served_name) == (str(tmp_path), "smollm2-135m-instruct")
     for text in (choice.about, choice.ui_note):
         assert "135M-parameter demo model" in text
@@ -199,4 +199,4 @@ def test_the_default_model_is_smollm2_and_says_it_is_a_demo(
 def test_an_unknown_model_name_is_refused_with_the_choices(tmp_path: Path) -> None:
     conf = Settings(tmp_path, "smollm3", 1, 2, 3, 4)
     with pytest.raises(UsageError, match="LLAMA_MODEL='smollm3' is neither 'smollm2', 'tiny', 'auto'"):
-        localstack.choose_model(conf)
+        local_run.choose_model(conf)

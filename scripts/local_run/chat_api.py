@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from scripts.localstack.process import REPO_ROOT, ManagedProcess, http_ok
+from scripts.local_run.process import REPO_ROOT, ManagedProcess, http_ok
 
 SERVICE_DIR = REPO_ROOT / "services" / "chat-api"
 PROJECT_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
