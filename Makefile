@@ -20,10 +20,16 @@ RELEASE     ?= llama
 NAMESPACE   ?= default
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=
-BOOTSTRAP   := PYTHONPATH=node-bootstrap $(PY) -m node_bootstrap
+BOOTSTRAP   := $(PY) -m node_bootstrap
+# Every component reads environment variables of its own prefix (docs/interfaces.md has the table);
+# the documented Make variables map onto them: `make up LLAMA_MODEL=...` is the local run's
+# LOCAL_RUN_MODEL, `make cluster SSH_KEY=... AUTO_APPROVE=1` node-bootstrap's NODE_BOOTSTRAP_*.
+export LOCAL_RUN_MODEL := $(or $(LLAMA_MODEL),$(LOCAL_RUN_MODEL))
+export NODE_BOOTSTRAP_SSH_KEY := $(or $(SSH_KEY),$(NODE_BOOTSTRAP_SSH_KEY))
+export NODE_BOOTSTRAP_AUTO_APPROVE := $(or $(AUTO_APPROVE),$(NODE_BOOTSTRAP_AUTO_APPROVE))
 
 ##@ Local platform
-up: deps $(VLLM_VENV)/.installed ## Start vLLM (CPU) with SmolLM2-135M-Instruct, chat-api, the UI and Prometheus locally (LLAMA_MODEL=tiny|<hub id>)
+up: deps $(VLLM_VENV)/.installed ## Start vLLM (CPU) with SmolLM2-135M-Instruct, chat-api, the UI (nginx, the chart's config) and Prometheus locally (LLAMA_MODEL=tiny|<hub id>)
 	@# On a cold start the UI build (npm, vite) and the model's preparation (one Python core) run side by side.
 	@$(MAKE) -j2 ui/dist/index.html model
 	@$(PY) -m scripts.local_run up

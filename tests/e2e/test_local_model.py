@@ -19,7 +19,7 @@ import pytest
 
 from scripts import smollm2
 from scripts.local_run import chat_api as chat_api_proc
-from scripts.local_run import ui as ui_proc
+from scripts.local_run import ui_nginx
 from scripts.local_run import vllm as vllm_proc
 from scripts.local_run.__main__ import ModelChoice, Settings, choose_model
 from scripts.local_run.process import ManagedProcess, StartupError, free_port
@@ -72,8 +72,10 @@ class LocalRun:
 
 
 @pytest.fixture(scope="module")
-def local_run(local_model: ModelChoice, ui_dist: Path) -> Iterator[LocalRun]:
-    """vLLM, chat-api and the UI started by the same functions `make up` uses."""
+def local_run(
+    local_model: ModelChoice, ui_dist: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalRun]:
+    """vLLM, chat-api and the UI's nginx started by the same functions `make up` uses."""
     vllm_port, api_port, ui_port = free_port(), free_port(), free_port()
     ui_url = f"http://127.0.0.1:{ui_port}"
     api_url = f"http://127.0.0.1:{api_port}"
@@ -94,12 +96,16 @@ def local_run(local_model: ModelChoice, ui_dist: Path) -> Iterator[LocalRun]:
                 api_port,
                 f"http://127.0.0.1:{vllm_port}",
                 LOGS / f"chat-api-smollm2-{api_port}.log",
-                env={"CHAT_API_CORS_ORIGINS": ui_url},
             )
         )
         started.append(
-            ui_proc.start_ui(
-                ui_dist, ui_port, api_url, LOGS / f"ui-smollm2-{ui_port}.log", model_note=local_model.ui_note
+            ui_nginx.start_ui_nginx(
+                tmp_path_factory.mktemp("ui-nginx"),
+                ui_dist,
+                ui_port,
+                api_url,
+                LOGS / f"ui-nginx-smollm2-{ui_port}.log",
+                model_note=local_model.ui_note,
             )
         )
     except StartupError as exc:

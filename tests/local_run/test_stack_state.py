@@ -94,9 +94,25 @@ def test_down_stops_the_recorded_processes_and_leaves_others_alone(tmp_path: Pat
 
 
 def test_a_port_that_is_not_a_number_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLAMA_UI_PORT", "eighty")
-    with pytest.raises(UsageError, match="LLAMA_UI_PORT='eighty' is not a TCP port"):
+    monkeypatch.setenv("LOCAL_RUN_UI_PORT", "eighty")
+    with pytest.raises(UsageError, match="LOCAL_RUN_UI_PORT='eighty' is not a TCP port"):
         Settings.from_env()
+
+
+def test_a_mistyped_setting_is_refused_and_an_old_name_warned_about_with_the_name_to_use(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOCAL_RUN_UI_PROT", "3001")
+    with pytest.raises(
+        UsageError, match="LOCAL_RUN_UI_PROT is no setting of the local run; did you mean LOCAL_RUN_UI_PORT"
+    ):
+        Settings.from_env()
+    monkeypatch.delenv("LOCAL_RUN_UI_PROT")
+    monkeypatch.setenv("LLAMA_UI_PORT", "3001")
+    assert Settings.from_env().ui_port == 3000
+    assert "LLAMA_UI_PORT is ignored: it is now called LOCAL_RUN_UI_PORT" in capsys.readouterr().err
+    monkeypatch.setenv("LOCAL_RUN_UI_PORT", "3001")
+    assert Settings.from_env().ui_port == 3001
 
 
 def recorded(name: str, proc: subprocess.Popen[bytes]) -> Part:
@@ -186,7 +202,7 @@ def test_up_while_everything_runs_says_so_and_starts_nothing(
 def test_the_default_model_is_smollm2_and_says_it_is_a_demo(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("LLAMA_MODEL", raising=False)
+    monkeypatch.delenv("LOCAL_RUN_MODEL", raising=False)
     assert Settings.from_env().model == "smollm2"
     monkeypatch.setattr(local_run, "ensure_local_model", lambda: tmp_path)
     choice = local_run.choose_model(free_settings(tmp_path))
@@ -198,5 +214,8 @@ def test_the_default_model_is_smollm2_and_says_it_is_a_demo(
 
 def test_an_unknown_model_name_is_refused_with_the_choices(tmp_path: Path) -> None:
     conf = Settings(tmp_path, "smollm3", 1, 2, 3, 4)
-    with pytest.raises(UsageError, match="LLAMA_MODEL='smollm3' is neither 'smollm2', 'tiny', 'auto'"):
+    with pytest.raises(
+        UsageError,
+        match=r"LOCAL_RUN_MODEL='smollm3' \(make up LLAMA_MODEL=\.\.\.\) is neither 'smollm2', 'tiny'",
+    ):
         local_run.choose_model(conf)
