@@ -53,9 +53,9 @@ KERNEL_DOUBLES = [
     "lsblk",
 ]
 DOUBLE_APT_SOURCES = {
-    "NB_NVIDIA_APT_SOURCE": "deb [trusted=yes] file:/srv/apt-doubles/nvidia ./",
+    "NODE_BOOTSTRAP_NVIDIA_APT_SOURCE": "deb [trusted=yes] file:/srv/apt-doubles/nvidia ./",
     # The double repositories need no key: declared [trusted=yes] above.
-    "NB_NVIDIA_APT_KEY_URL": "",
+    "NODE_BOOTSTRAP_NVIDIA_APT_KEY_URL": "",
 }
 
 
