@@ -105,10 +105,14 @@ deps-local: deps $(VLLM_VENV)/.installed ui/dist/index.html ## Everything `make 
 
 deps-test: deps-local $(CHECKOV_VENV)/.installed tests/fixtures/oidc/node_modules/.installed ## Everything `make test` needs
 
-$(VENV)/.installed: requirements/dev.txt services/chat-api/requirements.txt node-bootstrap/requirements.txt
+$(VENV)/.installed: requirements/dev.txt services/chat-api/requirements.txt node-bootstrap/requirements.txt \
+		services/chat-api/pyproject.toml node-bootstrap/pyproject.toml
 	@echo ">> installing the project venv ($(VENV))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --progress-bar off -r requirements/dev.txt
+	@# chat-api and node-bootstrap as packages (their pyproject.toml), editable: the venv imports this
+	@# checkout's code without any search-path setting. Their pins came with requirements/dev.txt just above.
+	$(PY) -m pip install --progress-bar off -e services/chat-api -e node-bootstrap
 	@touch $@
 
 $(VLLM_VENV)/.installed: requirements/vllm.txt

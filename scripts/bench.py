@@ -696,7 +696,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-tokens", type=int, default=64, help="tokens generated per request (default 64)"
     )
     parser.add_argument("--repeats", type=int, default=6, help="interleaved rounds per level (default 6)")
-    parser.add_argument("--api-key", help="bearer key for chat-api (read from CHAT_API_BENCH_KEY if unset)")
+    parser.add_argument("--api-key", help="bearer key for chat-api (read from BENCH_API_KEY if unset)")
     parser.add_argument(
         "--cpus",
         choices=("split", "shared"),
@@ -731,7 +731,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.side_by_side and not args.target:
         parser.error("give --target URL or --side-by-side")
     if args.api_key is None:
-        args.api_key = os.environ.get("CHAT_API_BENCH_KEY")
+        args.api_key = os.environ.get("BENCH_API_KEY")
     return args
 
 

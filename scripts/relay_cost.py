@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     source_port = args.port + 1
     source = subprocess.Popen([sys.executable, "-m", "scripts.relay_cost", "--serve-tokens", str(source_port),
                                "--tokens", str(args.tokens)], cwd=REPO_ROOT)  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(args.chat_api_dir), "CHAT_API_HOST": "127.0.0.1",
+    # `python -m chat_api` in --chat-api-dir imports that tree's chat_api (the working directory
+    # comes first on sys.path), so another checkout's chat-api can be measured too.
+    env = {**os.environ, "CHAT_API_HOST": "127.0.0.1",
            "CHAT_API_PORT": str(args.port), "CHAT_API_UPSTREAM_URL": f"http://127.0.0.1:{source_port}",
            "CHAT_API_RATE_LIMIT_PER_MINUTE": "0", "CHAT_API_MAX_CONCURRENT_STREAMS": "512",
            "CHAT_API_QUEUE_SIZE": "512"}  # fmt: skip

@@ -12,14 +12,12 @@ from pathlib import Path
 
 from scripts.local_run.process import REPO_ROOT, ManagedProcess, http_ok
 
-SERVICE_DIR = REPO_ROOT / "services" / "chat-api"
 PROJECT_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 READY_TIMEOUT_S = 60.0
 
 
 def chat_api_env(port: int, upstream_url: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {
-        "PYTHONPATH": str(SERVICE_DIR),
         "CHAT_API_HOST": "127.0.0.1",
         "CHAT_API_PORT": str(port),
         "CHAT_API_UPSTREAM_URL": upstream_url,

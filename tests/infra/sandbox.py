@@ -334,7 +334,7 @@ class Lab:
     def run_cli(self, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
         """`python -m node_bootstrap ...` from the admin namespace, as a user would."""
         repo = HERE.parents[1]
-        env = {**os.environ, "PYTHONPATH": str(repo / "node-bootstrap"), "COLUMNS": "200"}
+        env = {**os.environ, "COLUMNS": "200"}
         return subprocess.run(
             [
                 "ip",
