@@ -5,6 +5,9 @@ services/chat-api/README.md lists them; keep that table in step with this class.
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -338,3 +341,25 @@ class Settings(BaseSettings):
     @property
     def store_enabled(self) -> bool:
         return self.redis_url is not None
+
+
+# What Kubernetes itself puts into a container's environment for a Service named chat-api[-*] in
+# the namespace (service links): not a mistyped setting.
+_SERVICE_LINK = re.compile(
+    r"CHAT_API_(\w+_)?(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)"
+)
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """A sentence per CHAT_API_* variable that is no setting (a typo such as
+    CHAT_API_MAX_BODY_BYTE would otherwise be ignored without a word), naming the closest one."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    known = sorted(f"{prefix}{name}".upper() for name in Settings.model_fields)
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith(prefix) or name in known or _SERVICE_LINK.fullmatch(name):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        fix = f"did you mean {close[0]}?" if close else "services/chat-api/README.md lists the settings"
+        problems.append(f"{name} is no chat-api setting; {fix}")
+    return problems
