@@ -6,7 +6,8 @@ here restates that configuration; it is assembled from its two sources of truth:
 
 - the image's nginx templates (ui/nginx/*.template, copied into the image by ui/Dockerfile), filled
   in the way the image's entrypoint does (docker-nginx's 20-envsubst-on-templates.sh) with the
-  environment the chart gives the nginx container (its Deployment: CSP_CONNECT_SRC, SERVER_NAMES);
+  environment the chart gives the nginx container (its Deployment: CHAT_UI_CSP_CONNECT_SRC,
+  CHAT_UI_SERVER_NAMES);
 - the chart's chat-ui ConfigMap, rendered by Helm's engine (scripts/chart.py): config.json and the
   API proxy (api-proxy.conf), with `chat-ui.apiProxy.upstream` pointed at the local chat-api.
 
@@ -154,8 +155,8 @@ def envsubst(template: str, env: Mapping[str, str]) -> str:
 
 def image_conf_d(chart_ui: ChartUi) -> dict[str, str]:
     """The files the image's entrypoint writes into /etc/nginx/conf.d, with the chart's env."""
-    env = {"CSP_CONNECT_SRC": "'self'", "SERVER_NAMES": "localhost"}  # the image's ENV (ui/Dockerfile)
-    env |= {k: v for k, v in chart_ui.env.items() if k != "NGINX_ENVSUBST_TEMPLATE_DIR"}
+    # The chart sets every variable the templates read (the image's ENV defaults never apply).
+    env = {k: v for k, v in chart_ui.env.items() if k != "NGINX_ENVSUBST_TEMPLATE_DIR"}
     folder = IMAGE_TEMPLATE_DIRS[chart_ui.env.get("NGINX_ENVSUBST_TEMPLATE_DIR", "/etc/nginx/templates")]
     templates = [folder / "default.conf.template", *(NGINX_DIR / name for name in SHARED_TEMPLATES)]
     return {t.name.removesuffix(".template"): envsubst(t.read_text(), env) for t in templates}
