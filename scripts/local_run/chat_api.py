@@ -1,6 +1,6 @@
 """chat-api (services/chat-api) run from the project venv on loopback, pointed at an upstream vLLM.
 
-Settings are environment variables (`CHAT_API_*`, listed in services/chat-api/README.md); `env`
+Settings are environment variables (`CHAT_API_*`, listed in docs/chat-api.md); `env`
 adds or overrides them, which is how tests start instances with low limits or a dead upstream.
 """
 

@@ -1,6 +1,6 @@
 """Settings: every knob is an environment variable `CHAT_API_<NAME>` with a safe default.
 
-services/chat-api/README.md lists them; keep that table in step with this class.
+docs/chat-api.md lists them; keep that table in step with this class.
 """
 
 from __future__ import annotations
@@ -302,7 +302,7 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError(
                 f"CHAT_API_OIDC_ISSUER_URL is set, so sign-in needs {', '.join(missing)} too "
-                "(services/chat-api/README.md, Sign-in)"
+                "(docs/chat-api.md, Sign-in)"
             )
         for name in ("oidc_issuer_url", "oidc_redirect_url"):
             if not _safe_url(getattr(self, name)):
@@ -360,6 +360,6 @@ def unknown_settings(environ: Mapping[str, str]) -> list[str]:
         if not name.startswith(prefix) or name in known or _SERVICE_LINK.fullmatch(name):
             continue
         close = difflib.get_close_matches(name, known, n=1)
-        fix = f"did you mean {close[0]}?" if close else "services/chat-api/README.md lists the settings"
+        fix = f"did you mean {close[0]}?" if close else "docs/chat-api.md lists the settings"
         problems.append(f"{name} is no chat-api setting; {fix}")
     return problems

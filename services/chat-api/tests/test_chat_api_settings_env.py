@@ -32,7 +32,7 @@ def test_every_setting_and_kubernetes_service_links_pass() -> None:
     }
     assert unknown_settings(every | links) == []
     assert unknown_settings({"CHAT_API_NOTHING_LIKE_IT": "1"}) == [
-        "CHAT_API_NOTHING_LIKE_IT is no chat-api setting; services/chat-api/README.md lists the settings"
+        "CHAT_API_NOTHING_LIKE_IT is no chat-api setting; docs/chat-api.md lists the settings"
     ]
 
 
