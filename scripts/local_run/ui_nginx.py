@@ -48,9 +48,11 @@ LOCAL_VALUES: dict[str, Any] = {"global": {"image": {"registry": "local.invalid"
 READY_TIMEOUT_S = 20.0
 
 # The parts of nginx-unprivileged's /etc/nginx/nginx.conf (the image's base) that matter, with
-# writable paths: pid, temp folders and logs under the run folder.
+# writable paths: pid, temp folders and logs under the run folder. One process, no master: the
+# local run records one PID per part, and a master killed outright (a crash, `kill -9`) would leave
+# its workers serving the port, so the next `make up` could not start the UI again.
 MAIN_CONF = """\
-worker_processes 1;
+master_process off;
 daemon off;
 pid {run}/nginx.pid;
 error_log stderr notice;
