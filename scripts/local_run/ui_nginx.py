@@ -20,7 +20,6 @@ tests/ui/test_local_ui_nginx.py diffs the two.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import string
@@ -209,12 +208,9 @@ def write_config(
         files = {name: text.replace(old, new) for name, text in files.items()}
     for name, text in files.items():
         (run / "conf.d" / name).write_text(text)
-    nginx = nginx_binary()
     main = run / "nginx.conf"
-    # Running as root (CI, containers), nginx's workers would switch to `nobody`, which cannot read
-    # a checkout under /root; a user's nginx keeps the user's own id.
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    main.write_text(MAIN_CONF.format(run=run, mime_types=mime_types(nginx)) + user)
+    # Without a master process nginx never switches users: it reads the checkout as whoever runs it.
+    main.write_text(MAIN_CONF.format(run=run, mime_types=mime_types(nginx_binary())))
     return UiNginxConfig(run=run, main=main, port=port, https_port=https_port)
 
 
