@@ -1,5 +1,5 @@
 # llama-platform: the front door. `make help` lists every target.
-# A fresh clone needs nothing but make, Python 3.11+ and Node 20+: each target installs what it
+# A fresh clone needs nothing but make, Python 3.11+, Node 20+ (and nginx for `make up`): each target installs what it
 # needs into the repository (virtual environments, node_modules) the first time, and only then.
 
 SHELL := bash
