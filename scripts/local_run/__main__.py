@@ -74,7 +74,7 @@ def check_environment(environ: Mapping[str, str]) -> None:
             print(f"warning: {old} is ignored: it is now called {new}", file=sys.stderr)
     problems = [
         f"{name} is no setting of the local run; did you mean {close[0]}?"
-        if (close := difflib.get_close_matches(name, SETTING_NAMES, n=1))
+        if (close := difflib.get_close_matches(name, SETTING_NAMES, n=1, cutoff=0.8))
         else f"{name} is no setting of the local run (the settings: {', '.join(sorted(SETTING_NAMES))})"
         for name in sorted(environ)
         if name.startswith(ENV_PREFIX) and name not in SETTING_NAMES

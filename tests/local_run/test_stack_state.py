@@ -134,6 +134,8 @@ def fake_starts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     monkeypatch.setattr(local_run, "start_part", start_part)
     monkeypatch.setattr(local_run.shutil, "which", lambda name: None)
     monkeypatch.setattr(local_run, "choose_model", lambda settings: MODEL)
+    # The UI part is faked too: neither nginx nor ui/dist is needed.
+    monkeypatch.setattr(local_run, "check_ui_prerequisites", lambda: None)
     yield started
     for proc in procs:
         proc.kill()
@@ -219,3 +221,20 @@ def test_an_unknown_model_name_is_refused_with_the_choices(tmp_path: Path) -> No
         match=r"LOCAL_RUN_MODEL='smollm3' \(make up LLAMA_MODEL=\.\.\.\) is neither 'smollm2', 'tiny'",
     ):
         local_run.choose_model(conf)
+
+
+def test_up_without_nginx_says_how_to_install_it_and_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from scripts.local_run import ui_nginx
+
+    def missing() -> str:
+        raise ui_nginx.NginxMissing("nginx is not installed; ... apt-get install nginx-light")
+
+    started: list[str] = []
+    monkeypatch.setattr(ui_nginx, "nginx_binary", missing)
+    monkeypatch.setattr(local_run, "start_part", lambda name, *args: started.append(name))
+    monkeypatch.setattr(local_run, "choose_model", lambda settings: MODEL)
+    with pytest.raises(UsageError, match="apt-get install nginx-light"):
+        up(free_settings(tmp_path))
+    assert started == [] and load_state(free_settings(tmp_path)) == []

@@ -359,7 +359,7 @@ def unknown_settings(environ: Mapping[str, str]) -> list[str]:
     for name in sorted(environ):
         if not name.startswith(prefix) or name in known or _SERVICE_LINK.fullmatch(name):
             continue
-        close = difflib.get_close_matches(name, known, n=1)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
         fix = f"did you mean {close[0]}?" if close else "docs/chat-api.md lists the settings"
         problems.append(f"{name} is no chat-api setting; {fix}")
     return problems
