@@ -325,7 +325,7 @@ def test_team_defaults_variants_and_search(page: Page, ui_stack_factory) -> None
                 savedPrompts=[{"title": "Reviewer", "text": "Review the code I paste."}],
             )
         )
-        rendered["apiBaseUrl"] = stack.api.base_url  # the chart's default is same-origin behind nginx
+        assert rendered["apiBaseUrl"] == ""  # same origin: the stack's nginx proxies the API
         page.route_json("**/config.json", json.dumps(rendered))
         open_chat(page, stack.ui_url)
 
