@@ -129,8 +129,9 @@ def test_make_up_writes_the_charts_nginx_config_with_only_the_documented_substit
     assert f"include {run}/conf.d/*.conf;" in main and "add_header" not in main and "location" not in main
 
 
-class _Api(BaseHTTPRequestHandler):
-    """Stands in for chat-api's /readyz only: this test is about nginx's side of the proxy."""
+class ChatApiReadyzDouble(BaseHTTPRequestHandler):
+    """A double of chat-api's /readyz only (any path echoes itself): this test is about nginx's side
+    of the proxy; tests/e2e and tests/integration run real chat-api behind the same nginx."""
 
     def do_GET(self) -> None:
         body = json.dumps({"path": self.path, "origin": self.headers.get("Origin")}).encode()
@@ -150,7 +151,7 @@ def served(tmp_path: Path, html: Path) -> Iterator[str]:
         ui_nginx.nginx_binary()
     except ui_nginx.NginxMissing as exc:
         pytest.skip(str(exc))
-    api = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
+    api = ThreadingHTTPServer(("127.0.0.1", 0), ChatApiReadyzDouble)
     threading.Thread(target=api.serve_forever, daemon=True).start()
     port = free_port()
     upstream = f"http://127.0.0.1:{api.server_address[1]}"
