@@ -57,6 +57,8 @@ from typing import Any
 
 import httpx
 
+from scripts.tiny_model import SERVED_NAME
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Memory-bandwidth roofline inputs: bytes read per decode step = weights + KV of every sequence.
@@ -682,7 +684,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--chat-api-url", help="with --side-by-side: a running chat-api instead of starting one"
     )
-    parser.add_argument("--model", default="tiny-llama", help="model name to ask for (default tiny-llama)")
+    parser.add_argument("--model", default=SERVED_NAME, help=f"model name to ask for (default {SERVED_NAME})")
     parser.add_argument("--concurrency", default="1,16,64,500", help="comma list of concurrent streams")
     parser.add_argument(
         "--per-stream",

@@ -36,11 +36,12 @@ from typing import Any
 
 import httpx
 
+from scripts import tiny_model
 from scripts.local_run import process
 from scripts.local_run.process import REPO_ROOT, ManagedProcess, StartupError
 
 DEFAULT_HUB_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"  # ungated, about 1 GB, answers sensibly on a CPU
-TINY_SERVED_NAME = "tiny-llama"
+TINY_SERVED_NAME = tiny_model.SERVED_NAME  # defined once, where the model is made
 LOCAL_MODEL = "smollm2"
 HUB_URL = "https://huggingface.co"
 BIGGER_MODEL_HINT = f"make down && make up LLAMA_MODEL={DEFAULT_HUB_MODEL}"
