@@ -1,5 +1,5 @@
 # llama-platform: the front door. `make help` lists every target.
-# A fresh clone needs nothing but make, Python 3.11+ and Node 20+: each target installs what it
+# A fresh clone needs nothing but make, Python 3.11+, Node 20+ (and nginx for `make up`): each target installs what it
 # needs into the repository (virtual environments, node_modules) the first time, and only then.
 
 SHELL := bash
@@ -20,25 +20,31 @@ RELEASE     ?= llama
 NAMESPACE   ?= default
 PYTEST_ARGS ?=
 BENCH_ARGS  ?=
-BOOTSTRAP   := PYTHONPATH=node-bootstrap $(PY) -m node_bootstrap
+BOOTSTRAP   := $(PY) -m node_bootstrap
+# Every component reads environment variables of its own prefix (docs/interfaces.md has the table);
+# the documented Make variables map onto them: `make up LLAMA_MODEL=...` is the local run's
+# LOCAL_RUN_MODEL, `make cluster SSH_KEY=... AUTO_APPROVE=1` node-bootstrap's NODE_BOOTSTRAP_*.
+export LOCAL_RUN_MODEL := $(or $(LLAMA_MODEL),$(LOCAL_RUN_MODEL))
+export NODE_BOOTSTRAP_SSH_KEY := $(or $(SSH_KEY),$(NODE_BOOTSTRAP_SSH_KEY))
+export NODE_BOOTSTRAP_AUTO_APPROVE := $(or $(AUTO_APPROVE),$(NODE_BOOTSTRAP_AUTO_APPROVE))
 
 ##@ Local platform
-up: deps $(VLLM_VENV)/.installed ## Start vLLM (CPU) with SmolLM2-135M-Instruct, chat-api, the UI and Prometheus locally (LLAMA_MODEL=tiny|<hub id>)
+up: deps $(VLLM_VENV)/.installed ## Start vLLM (CPU) with SmolLM2-135M-Instruct, chat-api, the UI (nginx, the chart's config) and Prometheus locally (LLAMA_MODEL=tiny|<hub id>)
 	@# On a cold start the UI build (npm, vite) and the model's preparation (one Python core) run side by side.
 	@$(MAKE) -j2 ui/dist/index.html model
-	@$(PY) -m scripts.localstack up
+	@$(PY) -m scripts.local_run up
 
 model: deps $(VLLM_VENV)/.installed ## Prepare the model `make up` serves (LLAMA_MODEL), once; `make up` does it too
-	@$(PY) -m scripts.localstack prepare
+	@$(PY) -m scripts.local_run prepare
 
 down: ## Stop exactly what `make up` started
-	@$(PY) -m scripts.localstack down
+	@$(PY) -m scripts.local_run down
 
 status: ## Show what `make up` runs and whether each part answers
-	@$(PY) -m scripts.localstack status
+	@$(PY) -m scripts.local_run status
 
 logs: ## Tail the logs of the local stack
-	@$(PY) -m scripts.localstack logs
+	@$(PY) -m scripts.local_run logs
 
 ##@ Tests and checks
 test: deps-test ## Run every test tier this machine can run (unit, chart, integration, e2e; cluster/aws skip with reason)
@@ -108,10 +114,14 @@ deps-local: deps $(VLLM_VENV)/.installed ui/dist/index.html ## Everything `make 
 
 deps-test: deps-local $(CHECKOV_VENV)/.installed tests/fixtures/oidc/node_modules/.installed ## Everything `make test` needs
 
-$(VENV)/.installed: requirements/dev.txt services/chat-api/requirements.txt node-bootstrap/requirements.txt
+$(VENV)/.installed: requirements/dev.txt services/chat-api/requirements.txt node-bootstrap/requirements.txt \
+		services/chat-api/pyproject.toml node-bootstrap/pyproject.toml
 	@echo ">> installing the project venv ($(VENV))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --progress-bar off -r requirements/dev.txt
+	@# chat-api and node-bootstrap as packages (their pyproject.toml), editable: the venv imports this
+	@# checkout's code without any search-path setting. Their pins came with requirements/dev.txt just above.
+	$(PY) -m pip install --progress-bar off -e services/chat-api -e node-bootstrap
 	@touch $@
 
 $(VLLM_VENV)/.installed: requirements/vllm.txt

@@ -57,6 +57,8 @@ from typing import Any
 
 import httpx
 
+from scripts.tiny_model import SERVED_NAME
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Memory-bandwidth roofline inputs: bytes read per decode step = weights + KV of every sequence.
@@ -394,12 +396,12 @@ def cpu_layout(mode: str) -> dict[str, frozenset[int]] | None:
 def local_stack(
     chat_api_env: dict[str, str], out: Path, layout: dict[str, frozenset[int]] | None = None
 ) -> Iterator[tuple[str, str, str]]:
-    """vLLM + chat-api started here (scripts/localstack), stopped by PID on exit, pinned to
+    """vLLM + chat-api started here (scripts/local_run), stopped by PID on exit, pinned to
     `layout`'s CPUs when given."""
     layout = layout or {}
-    from scripts.localstack.chat_api import start_chat_api
-    from scripts.localstack.process import free_port
-    from scripts.localstack.vllm import DEFAULT_SERVED_NAME, VLLM_PYTHON, start_vllm
+    from scripts.local_run.chat_api import start_chat_api
+    from scripts.local_run.process import free_port
+    from scripts.local_run.vllm import DEFAULT_SERVED_NAME, VLLM_PYTHON, start_vllm
     from scripts.tiny_model import DEFAULT_OUT, is_complete
 
     if not is_complete(DEFAULT_OUT):
@@ -682,7 +684,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--chat-api-url", help="with --side-by-side: a running chat-api instead of starting one"
     )
-    parser.add_argument("--model", default="tiny-llama", help="model name to ask for (default tiny-llama)")
+    parser.add_argument("--model", default=SERVED_NAME, help=f"model name to ask for (default {SERVED_NAME})")
     parser.add_argument("--concurrency", default="1,16,64,500", help="comma list of concurrent streams")
     parser.add_argument(
         "--per-stream",
@@ -696,7 +698,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-tokens", type=int, default=64, help="tokens generated per request (default 64)"
     )
     parser.add_argument("--repeats", type=int, default=6, help="interleaved rounds per level (default 6)")
-    parser.add_argument("--api-key", help="bearer key for chat-api (read from CHAT_API_BENCH_KEY if unset)")
+    parser.add_argument("--api-key", help="bearer key for chat-api (read from BENCH_API_KEY if unset)")
     parser.add_argument(
         "--cpus",
         choices=("split", "shared"),
@@ -731,7 +733,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.side_by_side and not args.target:
         parser.error("give --target URL or --side-by-side")
     if args.api_key is None:
-        args.api_key = os.environ.get("CHAT_API_BENCH_KEY")
+        args.api_key = os.environ.get("BENCH_API_KEY")
     return args
 
 

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.localstack.process import REPO_ROOT, free_port
+from scripts.local_run.process import REPO_ROOT, free_port
 
 VENVS = (".venv", ".venv-vllm")
 
@@ -123,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: npm is not installed; `make up` builds the UI with it", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "LLAMA_"))}
-    for var in ("LLAMA_VLLM_PORT", "LLAMA_API_PORT", "LLAMA_UI_PORT", "LLAMA_PROM_PORT"):
-        env[var] = str(free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "LLAMA_", "LOCAL_RUN_"))}
+    for part in ("VLLM_PORT", "API_PORT", "UI_PORT", "PROM_PORT"):
+        # Revisions before the local run's own prefix read LLAMA_*; later ones LOCAL_RUN_* (and warn).
+        env[f"LOCAL_RUN_{part}"] = env[f"LLAMA_{part}"] = str(free_port())
     results: dict[str, list[dict[str, object]]] = {"baseline": [], "candidate": []}
     with tempfile.TemporaryDirectory(prefix="bench-make-up-") as tmp:
         for round_no in range(args.rounds):

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from scripts.tiny_model import SERVED_NAME
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 CHUNK_ID = "chatcmpl-9f3a1c2b7e8d4a6f"
@@ -43,7 +45,7 @@ def sse(obj: object) -> bytes:
 
 
 def completion_chunk(delta: dict[str, str]) -> dict[str, object]:
-    return {"id": CHUNK_ID, "object": "chat.completion.chunk", "created": 1764583200, "model": "tiny-llama",
+    return {"id": CHUNK_ID, "object": "chat.completion.chunk", "created": 1764583200, "model": SERVED_NAME,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}  # fmt: skip
 
 
@@ -55,7 +57,7 @@ async def token_source(port: int, tokens: int, gap_s: float) -> None:
     usage = {"prompt_tokens": 12, "total_tokens": 12 + tokens, "completion_tokens": tokens}
     end = chunk(sse({"id": CHUNK_ID, "object": "chat.completion.chunk", "choices": [], "usage": usage}))
     end += chunk(sse(b"[DONE]")) + b"0\r\n\r\n"
-    models = json.dumps({"object": "list", "data": [{"id": "tiny-llama", "object": "model"}]}).encode()
+    models = json.dumps({"object": "list", "data": [{"id": SERVED_NAME, "object": "model"}]}).encode()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -88,7 +90,7 @@ async def load(port: int, requests: int, concurrency: int, tokens: int) -> tuple
     """`requests` streamed /v1 chat completions over `concurrency` keep-alive connections: (ok, errors)."""
     messages = [{"role": "user", "content": "Tell me a long story"}]
     body = json.dumps(
-        {"model": "tiny-llama", "messages": messages, "stream": True, "max_tokens": tokens}
+        {"model": SERVED_NAME, "messages": messages, "stream": True, "max_tokens": tokens}
     ).encode()
     request = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
                f"content-length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
@@ -148,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     source_port = args.port + 1
     source = subprocess.Popen([sys.executable, "-m", "scripts.relay_cost", "--serve-tokens", str(source_port),
                                "--tokens", str(args.tokens)], cwd=REPO_ROOT)  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(args.chat_api_dir), "CHAT_API_HOST": "127.0.0.1",
+    # `python -m chat_api` in --chat-api-dir imports that tree's chat_api (the working directory
+    # comes first on sys.path), so another checkout's chat-api can be measured too.
+    env = {**os.environ, "CHAT_API_HOST": "127.0.0.1",
            "CHAT_API_PORT": str(args.port), "CHAT_API_UPSTREAM_URL": f"http://127.0.0.1:{source_port}",
            "CHAT_API_RATE_LIMIT_PER_MINUTE": "0", "CHAT_API_MAX_CONCURRENT_STREAMS": "512",
            "CHAT_API_QUEUE_SIZE": "512"}  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.localstack.process import REPO_ROOT
+from scripts.local_run.process import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 

@@ -74,8 +74,8 @@ def bootstrapped() -> tuple[NodeFacts, dict[str, str]]:
     facts = NodeFacts(
         label=(key, value),
         taint=(taint["key"], taint["effect"]),
-        cache_dir=env["NB_VLLM_CACHE_DIR"],
-        owner=env["NB_VLLM_CACHE_OWNER"],
+        cache_dir=env["NODE_BOOTSTRAP_VLLM_CACHE_DIR"],
+        owner=env["NODE_BOOTSTRAP_VLLM_CACHE_OWNER"],
     )
     return facts, env
 
@@ -126,10 +126,10 @@ def test_the_chart_and_the_bootstrap_agree_on_every_gpu_node_fact() -> None:
     bootstrap_side, env = bootstrapped()
     assert chart_side == bootstrap_side
     # The bootstrap mounts the instance store at the cache directory's parent and creates the directory.
-    assert Path(env["NB_VLLM_CACHE_DIR"]).parent == Path(env["NB_MODEL_CACHE_DIR"])
-    assert env["NB_GPU_LABEL"] == "=".join(bootstrap_side.label)
+    assert Path(env["NODE_BOOTSTRAP_VLLM_CACHE_DIR"]).parent == Path(env["NODE_BOOTSTRAP_MODEL_CACHE_DIR"])
+    assert env["NODE_BOOTSTRAP_GPU_LABEL"] == "=".join(bootstrap_side.label)
     key, effect = bootstrap_side.taint
-    assert env["NB_GPU_TAINT"].startswith(f"{key}=") and env["NB_GPU_TAINT"].endswith(f":{effect}")
+    assert env["NODE_BOOTSTRAP_GPU_TAINT"].startswith(f"{key}=") and env["NODE_BOOTSTRAP_GPU_TAINT"].endswith(f":{effect}")
 
 
 def test_the_comparison_fails_when_one_side_states_a_fact_of_its_own() -> None:
@@ -225,7 +225,7 @@ def test_changing_the_cache_path_in_the_one_place_changes_every_use(edited_contr
     chart_side = rendered(manifests)
     assert chart_side.cache_dir == bootstrap_side.cache_dir == "/srv/llm-cache/weights"
     assert chart_side.owner == bootstrap_side.owner == "20002:20003"
-    assert env["NB_MODEL_CACHE_DIR"] == "/srv/llm-cache"
+    assert env["NODE_BOOTSTRAP_MODEL_CACHE_DIR"] == "/srv/llm-cache"
     assert "/mnt/model-cache" not in text, "a rendered use kept the old value"
     # chat-api's 10001 is its own image's user (services/chat-api/Dockerfile), not the node's.
     node_side = [source for source in templates if not source.startswith("platform/charts/chat-api/")]
@@ -244,8 +244,8 @@ def test_changing_the_gpu_taint_and_label_in_the_one_place_changes_every_use(edi
     chart_side = rendered(manifests)
     assert chart_side.taint == bootstrap_side.taint == ("example.com/gpu-only", "NoExecute")
     assert chart_side.label == bootstrap_side.label == ("example.com/accelerator", "t4")
-    assert env["NB_GPU_TAINT"] == "example.com/gpu-only=yes:NoExecute"
-    assert env["NB_GPU_LABEL"] == "example.com/accelerator=t4"
+    assert env["NODE_BOOTSTRAP_GPU_TAINT"] == "example.com/gpu-only=yes:NoExecute"
+    assert env["NODE_BOOTSTRAP_GPU_LABEL"] == "example.com/accelerator=t4"
     text = "\n".join(templates.values())
     assert "gpu.present" not in text and "NoSchedule" not in text, "a rendered use kept the old value"
 

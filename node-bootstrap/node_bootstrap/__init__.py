@@ -6,6 +6,8 @@ targets). The node work itself lives in node-bootstrap/scripts/*.sh, one idempot
 
 from pathlib import Path
 
+__version__ = "0.1.0"
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 SCRIPTS_DIR = PACKAGE_DIR.parent / "scripts"
 TEMPLATES_DIR = PACKAGE_DIR / "templates"

@@ -39,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ssh-key",
         type=Path,
-        default=Path(env("SSH_KEY", "~/.ssh/id_ed25519")).expanduser(),
-        help="private key matching ssh_public_key (env SSH_KEY)",
+        default=Path(env("NODE_BOOTSTRAP_SSH_KEY") or "~/.ssh/id_ed25519").expanduser(),
+        help="private key matching ssh_public_key (env NODE_BOOTSTRAP_SSH_KEY; make cluster SSH_KEY=PATH)",
     )
     parser.add_argument(
         "--known-hosts",
@@ -74,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reboot-wait", type=float, default=20.0, help="seconds before reconnecting after a reboot"
     )
-    parser.add_argument("--auto-approve", action="store_true", default=env("AUTO_APPROVE") == "1")
+    parser.add_argument(
+        "--auto-approve",
+        action="store_true",
+        default=env("NODE_BOOTSTRAP_AUTO_APPROVE") == "1",
+        help="apply the plan without asking (NODE_BOOTSTRAP_AUTO_APPROVE=1, make cluster AUTO_APPROVE=1)",
+    )
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of the live table")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("cluster", help="terraform apply + bootstrap + kubeconfig + doctor")

@@ -146,47 +146,47 @@ def node_env(settings: Settings, inventory: Inventory) -> dict[str, str]:
     contract = load_node_contract()
     ecr_release, ecr_sha256 = ecr_credential_provider(version)
     env = {
-        "NB_K8S_VERSION": version,
-        "NB_K8S_MINOR": minor,
-        "NB_K8S_RELEASE_URL": f"https://dl.k8s.io/release/{version}/bin/linux/amd64",
-        **{f"NB_K8S_SHA256_{name.upper()}": sha for name, sha in k8s_pins.items()},
-        "NB_CRICTL_URL": (
+        "NODE_BOOTSTRAP_K8S_VERSION": version,
+        "NODE_BOOTSTRAP_K8S_MINOR": minor,
+        "NODE_BOOTSTRAP_K8S_RELEASE_URL": f"https://dl.k8s.io/release/{version}/bin/linux/amd64",
+        **{f"NODE_BOOTSTRAP_K8S_SHA256_{name.upper()}": sha for name, sha in k8s_pins.items()},
+        "NODE_BOOTSTRAP_CRICTL_URL": (
             f"https://github.com/kubernetes-sigs/cri-tools/releases/download/{CRICTL_VERSION}/"
             f"crictl-{CRICTL_VERSION}-linux-amd64.tar.gz"
         ),
-        "NB_CRICTL_SHA256": CRICTL_SHA256,
-        "NB_CNI_URL": (
+        "NODE_BOOTSTRAP_CRICTL_SHA256": CRICTL_SHA256,
+        "NODE_BOOTSTRAP_CNI_URL": (
             f"https://github.com/containernetworking/plugins/releases/download/{CNI_PLUGINS_VERSION}/"
             f"cni-plugins-linux-amd64-{CNI_PLUGINS_VERSION}.tgz"
         ),
-        "NB_CNI_SHA256": CNI_PLUGINS_SHA256,
-        "NB_ECR_CREDENTIAL_PROVIDER_VERSION": ecr_release,
-        "NB_ECR_CREDENTIAL_PROVIDER_URL": ecr_credential_provider_url(ecr_release),
-        "NB_ECR_CREDENTIAL_PROVIDER_SHA256": ecr_sha256,
-        "NB_CREDENTIAL_PROVIDER_BIN_DIR": CREDENTIAL_PROVIDER_BIN_DIR,
-        "NB_CREDENTIAL_PROVIDER_CONFIG": CREDENTIAL_PROVIDER_CONFIG,
-        "NB_CONTAINERD_PACKAGE": "containerd",
+        "NODE_BOOTSTRAP_CNI_SHA256": CNI_PLUGINS_SHA256,
+        "NODE_BOOTSTRAP_ECR_CREDENTIAL_PROVIDER_VERSION": ecr_release,
+        "NODE_BOOTSTRAP_ECR_CREDENTIAL_PROVIDER_URL": ecr_credential_provider_url(ecr_release),
+        "NODE_BOOTSTRAP_ECR_CREDENTIAL_PROVIDER_SHA256": ecr_sha256,
+        "NODE_BOOTSTRAP_CREDENTIAL_PROVIDER_BIN_DIR": CREDENTIAL_PROVIDER_BIN_DIR,
+        "NODE_BOOTSTRAP_CREDENTIAL_PROVIDER_CONFIG": CREDENTIAL_PROVIDER_CONFIG,
+        "NODE_BOOTSTRAP_CONTAINERD_PACKAGE": "containerd",
         # Ubuntu's driver branch: linux-modules-nvidia-<branch>-<kernel> (prebuilt, signed) or
         # nvidia-headless-<branch> (DKMS), with nvidia-utils-<branch>; 580 for CUDA 13 images.
-        "NB_NVIDIA_DRIVER_BRANCH": "580-server",
-        "NB_NVIDIA_TOOLKIT_VERSION": "1.17.8-1",
-        "NB_NVIDIA_APT_KEY_URL": "https://nvidia.github.io/libnvidia-container/gpgkey",
-        "NB_NVIDIA_APT_SOURCE": (
+        "NODE_BOOTSTRAP_NVIDIA_DRIVER_BRANCH": "580-server",
+        "NODE_BOOTSTRAP_NVIDIA_TOOLKIT_VERSION": "1.17.8-1",
+        "NODE_BOOTSTRAP_NVIDIA_APT_KEY_URL": "https://nvidia.github.io/libnvidia-container/gpgkey",
+        "NODE_BOOTSTRAP_NVIDIA_APT_SOURCE": (
             "deb [signed-by=/etc/apt/keyrings/nvidia-container-toolkit.gpg] "
             "https://nvidia.github.io/libnvidia-container/stable/deb/amd64 /"
         ),
-        "NB_CALICO_VERSION": settings.calico_version,
-        "NB_CALICO_OPERATOR_URL": (
+        "NODE_BOOTSTRAP_CALICO_VERSION": settings.calico_version,
+        "NODE_BOOTSTRAP_CALICO_OPERATOR_URL": (
             f"https://raw.githubusercontent.com/projectcalico/calico/{settings.calico_version}"
             "/manifests/tigera-operator.yaml"
         ),
-        "NB_CALICO_MTU": str(settings.calico_mtu),
+        "NODE_BOOTSTRAP_CALICO_MTU": str(settings.calico_mtu),
         # The chart's node contract (global.node in charts/platform/values.yaml, node_contract.py).
-        "NB_MODEL_CACHE_DIR": contract.model_cache_mount,
-        "NB_VLLM_CACHE_DIR": contract.model_cache_path,
-        "NB_VLLM_CACHE_OWNER": contract.owner,
-        "NB_GPU_LABEL": contract.gpu_label,
-        "NB_GPU_TAINT": contract.gpu_taint,
+        "NODE_BOOTSTRAP_MODEL_CACHE_DIR": contract.model_cache_mount,
+        "NODE_BOOTSTRAP_VLLM_CACHE_DIR": contract.model_cache_path,
+        "NODE_BOOTSTRAP_VLLM_CACHE_OWNER": contract.owner,
+        "NODE_BOOTSTRAP_GPU_LABEL": contract.gpu_label,
+        "NODE_BOOTSTRAP_GPU_TAINT": contract.gpu_taint,
     }
     if settings.node_env_file is not None:
         for lineno, line in enumerate(settings.node_env_file.read_text().splitlines(), 1):

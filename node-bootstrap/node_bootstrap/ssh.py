@@ -116,7 +116,7 @@ class NodeSession:
             client.close()
             raise StepError(
                 f"node {self.node.name} ({self.target}) refused the key {self.key_path}: {error}. "
-                "Fix: point SSH_KEY at the private half of terraform's ssh_public_key."
+                "Fix: give the private half of terraform's ssh_public_key: make cluster SSH_KEY=PATH."
             ) from None
         except paramiko.SSHException as error:
             client.close()

@@ -27,7 +27,10 @@ ALL = ("control-plane", "worker", "gpu-worker")
 WORKERS = ("worker", "gpu-worker")  # where the platform's pods run and pull its images
 GPU = ("gpu-worker",)
 
-# Every node, in order (REFERENCE.md kubeadm checklist), then the GPU node's extras.
+# Every node, in order, then the GPU node's extras. The order follows Kubernetes' "Installing kubeadm"
+# (https://kubernetes.io/docs/setup/production-environment/tools/kubeadm/install-kubeadm/: swap off,
+# overlay and br_netfilter, the sysctls, a container runtime with the systemd cgroup driver, then
+# kubeadm, kubelet and kubectl) and the project's ../shared/REFERENCE.md (section "kubeadm on Ubuntu").
 PREPARE = (
     Step("wait-for-cloud-init", ALL),
     Step("disable-swap", ALL),

@@ -52,7 +52,8 @@ def require_ssh_key(settings: Settings) -> None:
     if not key.is_file():
         raise PreflightError(
             f"SSH private key {key} does not exist. Fix: ssh-keygen -t ed25519 -f {key}, put the "
-            f"contents of {key}.pub into ssh_public_key in terraform/terraform.tfvars, or set SSH_KEY=PATH."
+            f"contents of {key}.pub into ssh_public_key in terraform/terraform.tfvars, or use another "
+            "key: make cluster SSH_KEY=PATH."
         )
     if key.stat().st_mode & 0o077:
         raise PreflightError(f"SSH private key {key} is readable by others. Fix: chmod 600 {key}")
@@ -64,7 +65,8 @@ def require_ssh_key(settings: Settings) -> None:
         if match and match.group(1).split()[:2] != wanted:
             raise PreflightError(
                 f"ssh_public_key in {tfvars} is not the public half of {key} ({pub}). "
-                "Fix: paste the contents of that .pub file, or set SSH_KEY to the matching private key."
+                "Fix: paste the contents of that .pub file, or use the matching private key: "
+                "make cluster SSH_KEY=PATH."
             )
 
 

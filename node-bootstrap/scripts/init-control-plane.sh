@@ -12,7 +12,7 @@ export KUBECONFIG=/etc/kubernetes/admin.conf
 # Written only after the end state was seen: from then on a silent API server is an outage to
 # look at, never a reason to reset.
 complete_marker=/etc/kubernetes/node-bootstrap-init-complete
-wait_s="${NB_API_WAIT_S:-180}"
+wait_s="${NODE_BOOTSTRAP_API_WAIT_S:-180}"
 
 api_answers() {
   [[ -f /etc/kubernetes/admin.conf ]] || return 1
@@ -45,7 +45,7 @@ if [[ -f /etc/kubernetes/admin.conf || -f /etc/kubernetes/manifests/kube-apiserv
   changed "partial kubeadm init reset"
 fi
 # --skip-token-print: the bootstrap token never reaches a log; workers get their own short-lived one.
-kubeadm init --config "$NB_DIR/files/kubeadm-init.yaml" --skip-token-print
+kubeadm init --config "$NODE_BOOTSTRAP_DIR/files/kubeadm-init.yaml" --skip-token-print
 if ! end_state_present; then
   say "kubeadm init returned but kubeadm-config, kube-proxy or CoreDNS is missing"
   exit 1

@@ -5,14 +5,14 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 export KUBECONFIG=/etc/kubernetes/admin.conf
 
-installation="$NB_DIR/files/calico-installation.yaml"
+installation="$NODE_BOOTSTRAP_DIR/files/calico-installation.yaml"
 want_hash="$(sha256sum "$installation" | cut -c1-16)"
 did=0
 
 if ! kubectl get deployment -n tigera-operator tigera-operator >/dev/null 2>&1; then
   # create, not apply: the operator's CRDs exceed apply's annotation size limit.
-  kubectl create -f "$NB_CALICO_OPERATOR_URL"
-  changed "tigera operator $NB_CALICO_VERSION created"
+  kubectl create -f "$NODE_BOOTSTRAP_CALICO_OPERATOR_URL"
+  changed "tigera operator $NODE_BOOTSTRAP_CALICO_VERSION created"
   did=1
 fi
 kubectl wait --for=condition=established --timeout=180s \
@@ -22,7 +22,7 @@ have_hash="$(kubectl get installation default -o json 2>/dev/null |
 if [[ "$have_hash" != "$want_hash" ]]; then
   kubectl apply -f "$installation"
   kubectl annotate installation default "node-bootstrap/config-hash=$want_hash" --overwrite
-  changed "Calico Installation applied (VXLAN, MTU $NB_CALICO_MTU)"
+  changed "Calico Installation applied (VXLAN, MTU $NODE_BOOTSTRAP_CALICO_MTU)"
   did=1
 fi
 [[ "$did" == 0 ]] && already_done "tigera operator and Calico Installation in place"

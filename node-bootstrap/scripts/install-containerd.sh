@@ -5,7 +5,7 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-rendered="$NB_DIR/files/containerd-config.toml"
+rendered="$NODE_BOOTSTRAP_DIR/files/containerd-config.toml"
 config=/etc/containerd/config.toml
 did=0
 
@@ -14,10 +14,10 @@ cri_status() {
   ctr plugins ls 2>/dev/null | awk '$1 == "io.containerd.grpc.v1" && $2 == "cri" {print $NF}'
 }
 
-if [[ -z "$(installed_version "$NB_CONTAINERD_PACKAGE")" ]]; then
+if [[ -z "$(installed_version "$NODE_BOOTSTRAP_CONTAINERD_PACKAGE")" ]]; then
   apt_get update
-  apt_get install --no-install-recommends "$NB_CONTAINERD_PACKAGE"
-  changed "package $NB_CONTAINERD_PACKAGE installed"
+  apt_get install --no-install-recommends "$NODE_BOOTSTRAP_CONTAINERD_PACKAGE"
+  changed "package $NODE_BOOTSTRAP_CONTAINERD_PACKAGE installed"
   did=1
 fi
 if ! cmp -s "$rendered" "$config"; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# kubeadm, kubelet and kubectl of exactly NB_K8S_VERSION, crictl and the CNI plugins: the release
+# kubeadm, kubelet and kubectl of exactly NODE_BOOTSTRAP_K8S_VERSION, crictl and the CNI plugins: the release
 # binaries, each verified against the SHA-256 pinned in node_bootstrap/settings.py before it is
 # installed. No pkgs.k8s.io apt repository: its signing key expires (end-of-life channels were
 # not re-signed, kubernetes/release#3818), while a checksum pinned in the repository does not.
@@ -15,9 +15,9 @@ record=/etc/node-bootstrap/kubernetes-release
 # What kubeadm's preflight (v1.29 checks.go: conntrack and iptables are errors, socat and
 # ethtool warnings) and `kubectl port-forward` need from the distribution (Ubuntu's archive).
 deps=(conntrack socat ethtool iptables)
-want_record="$(printf '%s\n' "version $NB_K8S_VERSION" "kubeadm $NB_K8S_SHA256_KUBEADM" \
-  "kubelet $NB_K8S_SHA256_KUBELET" "kubectl $NB_K8S_SHA256_KUBECTL" \
-  "crictl $NB_CRICTL_SHA256" "cni-plugins $NB_CNI_SHA256")"
+want_record="$(printf '%s\n' "version $NODE_BOOTSTRAP_K8S_VERSION" "kubeadm $NODE_BOOTSTRAP_K8S_SHA256_KUBEADM" \
+  "kubelet $NODE_BOOTSTRAP_K8S_SHA256_KUBELET" "kubectl $NODE_BOOTSTRAP_K8S_SHA256_KUBECTL" \
+  "crictl $NODE_BOOTSTRAP_CRICTL_SHA256" "cni-plugins $NODE_BOOTSTRAP_CNI_SHA256")"
 
 unit_content="[Unit]
 Description=kubelet: The Kubernetes Node Agent
@@ -51,12 +51,12 @@ for p in "${deps[@]}"; do
 done
 
 if ((${#missing_deps[@]} == 0)) && [[ "$(cat "$record" 2>/dev/null)" == "$want_record" ]] &&
-  binary_ok kubeadm "$NB_K8S_SHA256_KUBEADM" && binary_ok kubelet "$NB_K8S_SHA256_KUBELET" &&
-  binary_ok kubectl "$NB_K8S_SHA256_KUBECTL" && [[ -x "$bin/crictl" ]] &&
+  binary_ok kubeadm "$NODE_BOOTSTRAP_K8S_SHA256_KUBEADM" && binary_ok kubelet "$NODE_BOOTSTRAP_K8S_SHA256_KUBELET" &&
+  binary_ok kubectl "$NODE_BOOTSTRAP_K8S_SHA256_KUBECTL" && [[ -x "$bin/crictl" ]] &&
   [[ "$(cat /etc/systemd/system/kubelet.service 2>/dev/null)" == "$unit_content" ]] &&
   [[ "$(cat /etc/systemd/system/kubelet.service.d/10-kubeadm.conf 2>/dev/null)" == "$dropin_content" ]] &&
   systemctl is-enabled --quiet kubelet; then
-  already_done "kubeadm kubelet kubectl $NB_K8S_VERSION, crictl, CNI plugins installed and verified"
+  already_done "kubeadm kubelet kubectl $NODE_BOOTSTRAP_K8S_VERSION, crictl, CNI plugins installed and verified"
   exit 0
 fi
 
@@ -68,20 +68,20 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for name in kubeadm kubelet kubectl; do
-  var="NB_K8S_SHA256_${name^^}"
+  var="NODE_BOOTSTRAP_K8S_SHA256_${name^^}"
   if ! binary_ok "$name" "${!var}"; then
-    fetch_verified "$NB_K8S_RELEASE_URL/$name" "${!var}" "$work/$name"
+    fetch_verified "$NODE_BOOTSTRAP_K8S_RELEASE_URL/$name" "${!var}" "$work/$name"
     install -m 0755 "$work/$name" "$bin/$name"
-    changed "$name $NB_K8S_VERSION installed (sha256 verified)"
+    changed "$name $NODE_BOOTSTRAP_K8S_VERSION installed (sha256 verified)"
   fi
 done
-if [[ "$(grep '^crictl ' "$record" 2>/dev/null)" != "crictl $NB_CRICTL_SHA256" || ! -x "$bin/crictl" ]]; then
-  fetch_verified "$NB_CRICTL_URL" "$NB_CRICTL_SHA256" "$work/crictl.tar.gz"
+if [[ "$(grep '^crictl ' "$record" 2>/dev/null)" != "crictl $NODE_BOOTSTRAP_CRICTL_SHA256" || ! -x "$bin/crictl" ]]; then
+  fetch_verified "$NODE_BOOTSTRAP_CRICTL_URL" "$NODE_BOOTSTRAP_CRICTL_SHA256" "$work/crictl.tar.gz"
   tar -xzf "$work/crictl.tar.gz" -C "$bin" crictl
   changed "crictl installed (sha256 verified)"
 fi
-if [[ "$(grep '^cni-plugins ' "$record" 2>/dev/null)" != "cni-plugins $NB_CNI_SHA256" ]]; then
-  fetch_verified "$NB_CNI_URL" "$NB_CNI_SHA256" "$work/cni.tgz"
+if [[ "$(grep '^cni-plugins ' "$record" 2>/dev/null)" != "cni-plugins $NODE_BOOTSTRAP_CNI_SHA256" ]]; then
+  fetch_verified "$NODE_BOOTSTRAP_CNI_URL" "$NODE_BOOTSTRAP_CNI_SHA256" "$work/cni.tgz"
   install -d -m 0755 /opt/cni/bin
   tar -xzf "$work/cni.tgz" -C /opt/cni/bin
   changed "CNI plugins installed in /opt/cni/bin (sha256 verified)"

@@ -7,7 +7,7 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-want="$NB_NVIDIA_TOOLKIT_VERSION"
+want="$NODE_BOOTSTRAP_NVIDIA_TOOLKIT_VERSION"
 packages=(nvidia-container-toolkit nvidia-container-toolkit-base)
 
 all_pinned() {
@@ -21,8 +21,8 @@ if all_pinned && [[ -x /usr/bin/nvidia-container-runtime ]]; then
   already_done "toolkit $want installed and held, /usr/bin/nvidia-container-runtime present"
   exit 0
 fi
-install_apt_key "$NB_NVIDIA_APT_KEY_URL" /etc/apt/keyrings/nvidia-container-toolkit.gpg
-if write_if_changed /etc/apt/sources.list.d/nvidia-container-toolkit.list "$NB_NVIDIA_APT_SOURCE"; then
+install_apt_key "$NODE_BOOTSTRAP_NVIDIA_APT_KEY_URL" /etc/apt/keyrings/nvidia-container-toolkit.gpg
+if write_if_changed /etc/apt/sources.list.d/nvidia-container-toolkit.list "$NODE_BOOTSTRAP_NVIDIA_APT_SOURCE"; then
   changed "apt source for the NVIDIA container toolkit written"
 fi
 apt_get update

@@ -8,7 +8,7 @@ set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-branch="$NB_NVIDIA_DRIVER_BRANCH" # e.g. 580-server
+branch="$NODE_BOOTSTRAP_NVIDIA_DRIVER_BRANCH" # e.g. 580-server
 kernel="$(uname -r)"
 flavour="${kernel##*-}"           # aws on EC2's Ubuntu kernels
 prebuilt="linux-modules-nvidia-$branch-$kernel"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU nodes carry the label NB_GPU_LABEL (key=value) and the taint NB_GPU_TAINT (key=value:effect),
+# GPU nodes carry the label NODE_BOOTSTRAP_GPU_LABEL (key=value) and the taint NODE_BOOTSTRAP_GPU_TAINT (key=value:effect),
 # both from the chart's node contract (global.node in charts/platform/values.yaml, read by
 # node_contract.py), which the gpu-operator-lite device plugin and vLLM select and tolerate,
 # and the cluster gets the RuntimeClass `nvidia` whose handler is the runtime
@@ -20,7 +20,7 @@ taint_key, _, taint_value = taint_kv.partition("=")
 label = node["metadata"].get("labels", {}).get(label_key) == label_value
 taint = any(t.get("key") == taint_key and t.get("value") == taint_value and t.get("effect") == taint_effect
             for t in node.get("spec", {}).get("taints") or [])
-print(f"{label} {taint}")' "$NB_GPU_LABEL" "$NB_GPU_TAINT")"
+print(f"{label} {taint}")' "$NODE_BOOTSTRAP_GPU_LABEL" "$NODE_BOOTSTRAP_GPU_TAINT")"
 # Empty when there is no RuntimeClass nvidia (kubectl: NotFound).
 handler="$(kubectl get runtimeclass nvidia -o json 2>/dev/null |
   python3 -c 'import json, sys; print(json.load(sys.stdin).get("handler", ""))' || true)"
@@ -35,9 +35,9 @@ if [[ -n "$handler" && "$handler" != "nvidia" ]]; then
   exit 1
 fi
 if [[ "$state" != "True True" ]]; then
-  kubectl label node "$node" "$NB_GPU_LABEL" --overwrite
-  kubectl taint node "$node" "$NB_GPU_TAINT" --overwrite
-  changed "$node labelled $NB_GPU_LABEL and tainted $NB_GPU_TAINT"
+  kubectl label node "$node" "$NODE_BOOTSTRAP_GPU_LABEL" --overwrite
+  kubectl taint node "$node" "$NODE_BOOTSTRAP_GPU_TAINT" --overwrite
+  changed "$node labelled $NODE_BOOTSTRAP_GPU_LABEL and tainted $NODE_BOOTSTRAP_GPU_TAINT"
 fi
 if [[ -z "$handler" ]]; then
   echo '{"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"}' |

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Shared helpers for the node steps. Sourced, never run: each step file does
 #   source "$(dirname "$0")/lib.sh"
-# and node.env (written by the orchestrator, no secrets in it) beside the scripts sets NB_*.
+# and node.env (written by the orchestrator, no secrets in it) beside the scripts sets NODE_BOOTSTRAP_*.
 set -euo pipefail
 
-NB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+NODE_BOOTSTRAP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=/dev/null
-[[ -f "$NB_DIR/node.env" ]] && source "$NB_DIR/node.env"
+[[ -f "$NODE_BOOTSTRAP_DIR/node.env" ]] && source "$NODE_BOOTSTRAP_DIR/node.env"
 
 STEP="$(basename "$0" .sh)"
 

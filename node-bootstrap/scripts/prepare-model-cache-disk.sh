@@ -19,9 +19,9 @@ helper_content="$(cat <<HELPER
 #!/usr/bin/env bash
 # Written by node-bootstrap (prepare-model-cache-disk.sh); run by llama-model-cache.service at boot.
 set -euo pipefail
-dir='$NB_MODEL_CACHE_DIR'
-vllm_dir='$NB_VLLM_CACHE_DIR'
-owner='$NB_VLLM_CACHE_OWNER'
+dir='$NODE_BOOTSTRAP_MODEL_CACHE_DIR'
+vllm_dir='$NODE_BOOTSTRAP_VLLM_CACHE_DIR'
+owner='$NODE_BOOTSTRAP_VLLM_CACHE_OWNER'
 device="\$(lsblk -dpno NAME,MODEL | awk '/Amazon EC2 NVMe Instance Storage/ {print \$1; exit}')"
 install -d -m 0755 "\$dir"
 if [[ -z "\$device" ]]; then
@@ -74,7 +74,7 @@ if write_if_changed "$kubelet_dropin" "$dropin_content"; then
 fi
 if grep -qs "$marker" /etc/fstab; then
   sed -i.nb-bak "\|$marker\$|d" /etc/fstab
-  changed "old /etc/fstab entry for $NB_MODEL_CACHE_DIR removed (the unit mounts it)"
+  changed "old /etc/fstab entry for $NODE_BOOTSTRAP_MODEL_CACHE_DIR removed (the unit mounts it)"
   did=1
 fi
 if [[ "$did" == 1 ]]; then
@@ -91,10 +91,10 @@ if [[ "$did" == 1 ]] || ! systemctl is-active --quiet llama-model-cache; then
   did=1
 fi
 device="$(lsblk -dpno NAME,MODEL | awk '/Amazon EC2 NVMe Instance Storage/ {print $1; exit}')"
-if [[ -n "$device" ]] && ! mountpoint -q "$NB_MODEL_CACHE_DIR"; then
-  say "$NB_MODEL_CACHE_DIR is not mounted after llama-model-cache.service ran"
+if [[ -n "$device" ]] && ! mountpoint -q "$NODE_BOOTSTRAP_MODEL_CACHE_DIR"; then
+  say "$NODE_BOOTSTRAP_MODEL_CACHE_DIR is not mounted after llama-model-cache.service ran"
   say "fix: sudo journalctl -u llama-model-cache on this node; then re-run 'make bootstrap'"
   exit 1
 fi
-[[ "$did" == 0 ]] && already_done "$NB_MODEL_CACHE_DIR mounted by llama-model-cache.service at every boot, before the kubelet"
+[[ "$did" == 0 ]] && already_done "$NODE_BOOTSTRAP_MODEL_CACHE_DIR mounted by llama-model-cache.service at every boot, before the kubelet"
 exit 0

@@ -293,19 +293,20 @@ def test_node_env_pins_the_kubernetes_channel_and_accepts_only_known_overrides(t
     env = node_env(Settings(), inventory)
     assert k8s_minor("v1.30.2") == "v1.30"
     # Release binaries with pinned checksums, not the pkgs.k8s.io repository whose key expires.
-    assert env["NB_K8S_RELEASE_URL"] == "https://dl.k8s.io/release/v1.29.15/bin/linux/amd64"
-    assert all(len(env[f"NB_K8S_SHA256_{b}"]) == 64 for b in ("KUBEADM", "KUBELET", "KUBECTL"))
+    assert env["NODE_BOOTSTRAP_K8S_RELEASE_URL"] == "https://dl.k8s.io/release/v1.29.15/bin/linux/amd64"
+    assert all(len(env[f"NODE_BOOTSTRAP_K8S_SHA256_{b}"]) == 64 for b in ("KUBEADM", "KUBELET", "KUBECTL"))
     assert not [k for k in env if "APT" in k and "K8S" in k]
     unpinned = parse_inventory(dict(INVENTORY, kubernetes_version="v1.30.14"))
     with pytest.raises(PreflightError, match=r"no pinned SHA-256 for Kubernetes v1\.30\.14"):
         node_env(Settings(), unpinned)
     overrides = tmp_path / "node.env"
-    overrides.write_text("NB_K8S_RELEASE_URL=file:///srv/mirror\n")
+    overrides.write_text("NODE_BOOTSTRAP_K8S_RELEASE_URL=file:///srv/mirror\n")
     assert (
-        node_env(Settings(node_env_file=overrides), inventory)["NB_K8S_RELEASE_URL"] == "file:///srv/mirror"
+        node_env(Settings(node_env_file=overrides), inventory)["NODE_BOOTSTRAP_K8S_RELEASE_URL"]
+        == "file:///srv/mirror"
     )
-    overrides.write_text("NB_TYPO=1\n")
-    with pytest.raises(ValueError, match="NB_TYPO=1"):
+    overrides.write_text("NODE_BOOTSTRAP_TYPO=1\n")
+    with pytest.raises(ValueError, match="NODE_BOOTSTRAP_TYPO=1"):
         node_env(Settings(node_env_file=overrides), inventory)
     rendered = render_node_env({"A": "it's"})
     assert (

@@ -105,7 +105,7 @@ def test_the_aws_values_render_with_sign_in_https_and_the_shared_store_on(files:
     assert api_env["CHAT_API_REDIS_URL_FILE"] == "/etc/chat-api/store/url"
     ui_env = env_of(manifests, "llama-chat-ui")
     assert ui_env["NGINX_ENVSUBST_TEMPLATE_DIR"] == "/etc/nginx/templates-tls"
-    assert int(ui_env["HSTS_MAX_AGE"]) >= 31536000
+    assert int(ui_env["CHAT_UI_HSTS_MAX_AGE"]) >= 31536000
     # Nothing listens on a NodePort any more: the security group opens only 80 and 443.
     assert not [m for m in manifests if m["kind"] == "Service" and m["spec"].get("type") == "NodePort"]
     config = cases.find(manifests, "ConfigMap", "llama-chat-ui")["data"]["config.json"]

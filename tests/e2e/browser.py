@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from scripts.localstack.process import REPO_ROOT, stop_pid
+from scripts.local_run.process import REPO_ROOT, stop_pid
 
 UI_DIR = REPO_ROOT / "ui"
 BRIDGE = UI_DIR / "e2e" / "bridge.mjs"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.localstack.process import REPO_ROOT
+from scripts.local_run.process import REPO_ROOT
 from tests.e2e.browser import Page
 
 LOGS = REPO_ROOT / "test-artifacts" / "e2e-logs"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts.localstack import chat_api as chat_api_proc
-from scripts.localstack import ui as ui_proc
-from scripts.localstack.process import ManagedProcess, free_port
+from scripts.local_run import chat_api as chat_api_proc
+from scripts.local_run import ui_nginx
+from scripts.local_run.process import ManagedProcess, free_port
 from tests.e2e.browser import UI_DIR, Page, browser_unavailable
 from tests.e2e.chat_page import LOGS
 from tests.e2e.signin_stack import signin_stack_factory  # noqa: F401 - a fixture for the tests that sign in
@@ -55,7 +55,8 @@ def page(request: pytest.FixtureRequest) -> Iterator[Page]:
 
 @dataclass
 class UiStack:
-    """A UI server and the chat-api it talks to (cross-origin, as `make up` runs them)."""
+    """The UI's nginx (the chart's configuration, as `make up` runs it) and the chat-api it proxies
+    the API to: one origin, no CORS."""
 
     ui_url: str
     api: ChatApiServer
@@ -64,7 +65,7 @@ class UiStack:
         self.api.process.stop()
 
     def restart_api(self) -> None:
-        """The same chat-api again, on the same port (the page keeps its apiBaseUrl)."""
+        """The same chat-api again, on the same port (nginx proxies to it as before)."""
         log = LOGS / f"chat-api-restarted-{self.api.port}.log"
         proc = chat_api_proc.start_chat_api(self.api.port, self.api.upstream_url, log, env=self.api.env)
         self.api = ChatApiServer(
@@ -73,20 +74,21 @@ class UiStack:
 
 
 @pytest.fixture
-def ui_stack_factory(ui_dist: Path, chat_api_factory) -> Iterator[Callable[..., UiStack]]:
-    """For an upstream URL: an extra chat-api (shared fixture factory) allowing the UI's origin via
-    CHAT_API_CORS_ORIGINS, and a UI server (scripts/localstack/ui.py) whose config.json points at it."""
+def ui_stack_factory(
+    ui_dist: Path, chat_api_factory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., UiStack]]:
+    """For an upstream URL: an extra chat-api (shared fixture factory) and the UI's nginx
+    (scripts/local_run/ui_nginx.py) in front of it, the page's API on its own origin."""
     servers: list[ManagedProcess] = []
     stacks: list[UiStack] = []
 
     def make(upstream_url: str, env: dict[str, str] | None = None) -> UiStack:
         ui_port = free_port()
-        ui_url = f"http://127.0.0.1:{ui_port}"
-        api = chat_api_factory(
-            env={"CHAT_API_CORS_ORIGINS": ui_url, **(env or {})}, upstream_url=upstream_url
-        )
-        servers.append(ui_proc.start_ui(ui_dist, ui_port, api.base_url, LOGS / f"ui-{ui_port}.log"))
-        stacks.append(UiStack(ui_url, api))
+        api = chat_api_factory(env=env or {}, upstream_url=upstream_url)
+        run = tmp_path_factory.mktemp("ui-nginx")
+        log = LOGS / f"ui-nginx-{ui_port}.log"
+        servers.append(ui_nginx.start_ui_nginx(run, ui_dist, ui_port, api.base_url, log))
+        stacks.append(UiStack(f"http://127.0.0.1:{ui_port}", api))
         return stacks[-1]
 
     yield make

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.localstack.process import free_port
+from scripts.local_run.process import free_port
 from tests.e2e.browser import Page
 from tests.e2e.chat_page import LOGS
 from tests.fixtures.oidc_provider import (

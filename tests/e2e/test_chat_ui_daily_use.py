@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from scripts import chart
-from scripts.localstack.process import free_port
-from scripts.localstack.vllm import DEFAULT_SERVED_NAME, start_vllm
+from scripts.local_run.process import free_port
+from scripts.local_run.vllm import DEFAULT_SERVED_NAME, start_vllm
 from tests.chart import cases
 from tests.e2e.browser import Page
 from tests.e2e.chat_page import COMPOSER, LAST_ANSWER, LOGS, open_chat, send, set_max_tokens
@@ -325,7 +325,7 @@ def test_team_defaults_variants_and_search(page: Page, ui_stack_factory) -> None
                 savedPrompts=[{"title": "Reviewer", "text": "Review the code I paste."}],
             )
         )
-        rendered["apiBaseUrl"] = stack.api.base_url  # the chart's default is same-origin behind nginx
+        assert rendered["apiBaseUrl"] == ""  # same origin: the stack's nginx proxies the API
         page.route_json("**/config.json", json.dumps(rendered))
         open_chat(page, stack.ui_url)
 

@@ -18,11 +18,11 @@ import httpx
 import pytest
 
 from scripts import smollm2
-from scripts.localstack import chat_api as chat_api_proc
-from scripts.localstack import ui as ui_proc
-from scripts.localstack import vllm as vllm_proc
-from scripts.localstack.__main__ import ModelChoice, Settings, choose_model
-from scripts.localstack.process import ManagedProcess, StartupError, free_port
+from scripts.local_run import chat_api as chat_api_proc
+from scripts.local_run import ui_nginx
+from scripts.local_run import vllm as vllm_proc
+from scripts.local_run.__main__ import ModelChoice, Settings, choose_model
+from scripts.local_run.process import ManagedProcess, StartupError, free_port
 from tests.e2e.browser import Page
 from tests.e2e.chat_page import LAST_ANSWER, LOGS, open_chat, send
 
@@ -63,7 +63,7 @@ def local_model() -> ModelChoice:
 
 
 @dataclass
-class LocalStack:
+class LocalRun:
     vllm_url: str
     api_url: str
     ui_url: str
@@ -72,8 +72,10 @@ class LocalStack:
 
 
 @pytest.fixture(scope="module")
-def local_stack(local_model: ModelChoice, ui_dist: Path) -> Iterator[LocalStack]:
-    """vLLM, chat-api and the UI started by the same functions `make up` uses."""
+def local_run(
+    local_model: ModelChoice, ui_dist: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalRun]:
+    """vLLM, chat-api and the UI's nginx started by the same functions `make up` uses."""
     vllm_port, api_port, ui_port = free_port(), free_port(), free_port()
     ui_url = f"http://127.0.0.1:{ui_port}"
     api_url = f"http://127.0.0.1:{api_port}"
@@ -94,36 +96,40 @@ def local_stack(local_model: ModelChoice, ui_dist: Path) -> Iterator[LocalStack]
                 api_port,
                 f"http://127.0.0.1:{vllm_port}",
                 LOGS / f"chat-api-smollm2-{api_port}.log",
-                env={"CHAT_API_CORS_ORIGINS": ui_url},
             )
         )
         started.append(
-            ui_proc.start_ui(
-                ui_dist, ui_port, api_url, LOGS / f"ui-smollm2-{ui_port}.log", model_note=local_model.ui_note
+            ui_nginx.start_ui_nginx(
+                tmp_path_factory.mktemp("ui-nginx"),
+                ui_dist,
+                ui_port,
+                api_url,
+                LOGS / f"ui-nginx-smollm2-{ui_port}.log",
+                model_note=local_model.ui_note,
             )
         )
     except StartupError as exc:
         for proc in reversed(started):
             proc.stop()
         pytest.fail(str(exc))
-    yield LocalStack(f"http://127.0.0.1:{vllm_port}", api_url, ui_url, vllm_log, local_model)
+    yield LocalRun(f"http://127.0.0.1:{vllm_port}", api_url, ui_url, vllm_log, local_model)
     for proc in reversed(started):
         proc.stop()
 
 
-def test_vllm_serves_the_model_card_sampling_as_its_defaults(local_stack: LocalStack) -> None:
+def test_vllm_serves_the_model_card_sampling_as_its_defaults(local_run: LocalRun) -> None:
     # vLLM 0.32 (vllm/config/model.py, get_diff_sampling_param) logs the defaults it took from
     # generation_config.json; every request that sets no temperature/top_p gets them.
-    log = local_stack.vllm_log.read_text()
+    log = local_run.vllm_log.read_text()
     assert "overridden by the model's `generation_config.json`" in log
     assert "'temperature': 0.2, 'top_p': 0.9, 'min_p': 0.1" in log
 
 
-def test_v1_answers_a_factual_question(local_stack: LocalStack) -> None:
+def test_v1_answers_a_factual_question(local_run: LocalRun) -> None:
     reply = httpx.post(
-        f"{local_stack.api_url}/v1/chat/completions",
+        f"{local_run.api_url}/v1/chat/completions",
         json={
-            "model": local_stack.model.served_name,
+            "model": local_run.model.served_name,
             "messages": [{"role": "user", "content": QUESTION}],
             "max_tokens": 48,
         },
@@ -135,8 +141,8 @@ def test_v1_answers_a_factual_question(local_stack: LocalStack) -> None:
     assert EXPECTED_WORD in answer.lower(), f"{QUESTION!r} was answered {answer!r}"
 
 
-def test_ui_says_which_demo_model_answers_and_it_answers(page: Page, local_stack: LocalStack) -> None:
-    open_chat(page, local_stack.ui_url)
+def test_ui_says_which_demo_model_answers_and_it_answers(page: Page, local_run: LocalRun) -> None:
+    open_chat(page, local_run.ui_url)
     assert page.texts(".model-picker select option") == [smollm2.SERVED_NAME]
     note = page.text("[data-testid=model-note]")
     assert "SmolLM2-135M-Instruct" in note and "135M-parameter demo model" in note, note

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.localstack.process import REPO_ROOT, free_port, pid_alive, port_is_free
+from scripts.local_run.process import REPO_ROOT, free_port, pid_alive, port_is_free
 
 pytestmark = pytest.mark.e2e
 
@@ -87,7 +87,7 @@ def make(repo: Path, target: str, env: dict[str, str], timeout: float) -> subpro
 
 @pytest.fixture(scope="module")
 def stack_env() -> dict[str, str]:
-    names = ("LLAMA_VLLM_PORT", "LLAMA_API_PORT", "LLAMA_UI_PORT", "LLAMA_PROM_PORT")
+    names = ("LOCAL_RUN_VLLM_PORT", "LOCAL_RUN_API_PORT", "LOCAL_RUN_UI_PORT", "LOCAL_RUN_PROM_PORT")
     ports = {name: free_port() for name in names}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTEST"))}
     return {**env, **{k: str(v) for k, v in ports.items()}, "LLAMA_MODEL": "tiny"}
@@ -113,20 +113,25 @@ def test_make_up_starts_everything_and_make_down_stops_exactly_it(
     assert cold.returncode == 0, f"make up failed:\n{cold.stdout[-4000:]}\n{cold.stderr[-4000:]}"
     print(f"\ncold `make up` (installs included): {cold_s:.0f} s")
 
-    ui_url = f"http://127.0.0.1:{stack_env['LLAMA_UI_PORT']}"
-    api_url = f"http://127.0.0.1:{stack_env['LLAMA_API_PORT']}"
-    vllm_url = f"http://127.0.0.1:{stack_env['LLAMA_VLLM_PORT']}"
+    ui_url = f"http://127.0.0.1:{stack_env['LOCAL_RUN_UI_PORT']}"
+    api_url = f"http://127.0.0.1:{stack_env['LOCAL_RUN_API_PORT']}"
+    vllm_url = f"http://127.0.0.1:{stack_env['LOCAL_RUN_VLLM_PORT']}"
     assert f"Open the chat:      {ui_url}" in cold.stdout
     assert "Sign-in:            off: open to whoever reaches 127.0.0.1" in cold.stdout
     assert "make down" in cold.stdout
     assert "replies are random" in cold.stdout  # the tiny model says what it is
     # It says it is for this machine only, and it is: nothing listens beyond loopback.
     assert "Only this machine can reach it: every part listens on 127.0.0.1" in cold.stdout
-    for name in ("LLAMA_VLLM_PORT", "LLAMA_API_PORT", "LLAMA_UI_PORT"):
+    for name in ("LOCAL_RUN_VLLM_PORT", "LOCAL_RUN_API_PORT", "LOCAL_RUN_UI_PORT"):
         assert listening_addresses(int(stack_env[name])) == {"127.0.0.1"}, name
 
     page = httpx.get(ui_url, timeout=10)
     assert page.status_code == 200 and '<div id="root"' in page.text
+    # The cluster's topology: nginx with the chart's config serves the page and proxies the API on
+    # the same origin (no CORS).
+    assert page.headers["server"] == "nginx"
+    assert httpx.get(f"{ui_url}/readyz", timeout=10).status_code == 200
+    assert httpx.get(f"{ui_url}/config.json", timeout=10).json()["apiBaseUrl"] == ""
     assert httpx.get(f"{vllm_url}/health", timeout=10).status_code == 200
     assert httpx.get(f"{api_url}/readyz", timeout=10).json()["status"] == "ready"
     reply = httpx.post(
@@ -168,7 +173,7 @@ def test_make_up_starts_everything_and_make_down_stops_exactly_it(
     down = make(repo, "down", stack_env, timeout=120)
     assert down.returncode == 0, down.stdout + down.stderr
     assert not [pid for pid in pids.values() if pid_alive(pid)], "make down left processes of the stack"
-    for var in ("LLAMA_VLLM_PORT", "LLAMA_API_PORT", "LLAMA_UI_PORT"):
+    for var in ("LOCAL_RUN_VLLM_PORT", "LOCAL_RUN_API_PORT", "LOCAL_RUN_UI_PORT"):
         assert port_is_free(int(stack_env[var])), f"{var} still taken after make down"
 
     started = time.monotonic()
@@ -187,8 +192,8 @@ def test_make_up_names_a_busy_port(repo: Path, stack_env: dict[str, str]) -> Non
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         busy = sock.getsockname()[1]
-        env = {**stack_env, "LLAMA_UI_PORT": str(busy)}
+        env = {**stack_env, "LOCAL_RUN_UI_PORT": str(busy)}
         result = make(repo, "up", env, timeout=600)
     assert result.returncode != 0
-    assert f"LLAMA_UI_PORT={busy}" in result.stderr
+    assert f"LOCAL_RUN_UI_PORT={busy}" in result.stderr
     assert not (repo / ".run" / "stack.json").exists(), "nothing may be started when a port is busy"

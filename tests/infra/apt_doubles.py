@@ -115,8 +115,8 @@ def build_kubernetes_release(root: Path) -> dict[str, str]:
             (bin_dir / name).write_text(WRAPPER.format(command=name) + f"# release {version}\n")
             if version == "v1.29.15":
                 digest = hashlib.sha256((bin_dir / name).read_bytes()).hexdigest()
-                env[f"NB_K8S_SHA256_{name.upper()}"] = digest
-    env["NB_K8S_RELEASE_URL"] = "file:///srv/apt-doubles/k8s-release/v1.29.15/bin/linux/amd64"
+                env[f"NODE_BOOTSTRAP_K8S_SHA256_{name.upper()}"] = digest
+    env["NODE_BOOTSTRAP_K8S_RELEASE_URL"] = "file:///srv/apt-doubles/k8s-release/v1.29.15/bin/linux/amd64"
     _tar(root / "crictl.tar.gz", {"crictl": WRAPPER.format(command="crictl")})
     _tar(root / "cni-plugins.tgz", {"loopback": "#!/bin/sh\n# TEST DOUBLE of the CNI loopback plugin\n"})
     # cloud-provider-aws's ecr-credential-provider (artifacts.k8s.io/binaries/cloud-provider-aws/...).
@@ -129,6 +129,6 @@ def build_kubernetes_release(root: Path) -> dict[str, str]:
         ("CNI", "cni-plugins.tgz"),
         ("ECR_CREDENTIAL_PROVIDER", ecr.name),
     ):
-        env[f"NB_{key}_URL"] = f"file:///srv/apt-doubles/k8s-release/{name}"
-        env[f"NB_{key}_SHA256"] = hashlib.sha256((root / name).read_bytes()).hexdigest()
+        env[f"NODE_BOOTSTRAP_{key}_URL"] = f"file:///srv/apt-doubles/k8s-release/{name}"
+        env[f"NODE_BOOTSTRAP_{key}_SHA256"] = hashlib.sha256((root / name).read_bytes()).hexdigest()
     return env

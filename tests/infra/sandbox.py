@@ -35,7 +35,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.localstack.process import ManagedProcess, stop_pid
+from scripts.local_run.process import ManagedProcess, stop_pid
 
 from .apt_doubles import build_kubernetes_release, build_repositories
 
@@ -55,9 +55,9 @@ KERNEL_DOUBLES = [
     "lsblk",
 ]
 DOUBLE_APT_SOURCES = {
-    "NB_NVIDIA_APT_SOURCE": "deb [trusted=yes] file:/srv/apt-doubles/nvidia ./",
+    "NODE_BOOTSTRAP_NVIDIA_APT_SOURCE": "deb [trusted=yes] file:/srv/apt-doubles/nvidia ./",
     # The double repositories need no key: declared [trusted=yes] above.
-    "NB_NVIDIA_APT_KEY_URL": "",
+    "NODE_BOOTSTRAP_NVIDIA_APT_KEY_URL": "",
 }
 
 
@@ -367,7 +367,7 @@ class Lab:
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, "PYTHONPATH": str(repo / "node-bootstrap"), "COLUMNS": "200", **(env or {})},
+            env={**os.environ, "COLUMNS": "200", **(env or {})},
             cwd=repo,
             check=False,
         )

@@ -151,7 +151,7 @@ def test_first_bootstrap_leaves_real_node_state_pinned_and_configured(lab: Lab, 
         # doubles also hold v1.29.14: only the right URL and pin give these bytes).
         for binary in ("kubelet", "kubeadm", "kubectl"):
             digest = hashlib.sha256((upper[name] / "usr/local/bin" / binary).read_bytes()).hexdigest()
-            assert digest == lab.release_env[f"NB_K8S_SHA256_{binary.upper()}"], (name, binary)
+            assert digest == lab.release_env[f"NODE_BOOTSTRAP_K8S_SHA256_{binary.upper()}"], (name, binary)
         assert (upper[name] / "usr/local/bin/crictl").is_file()
         assert (upper[name] / "opt/cni/bin/loopback").is_file()
         assert (

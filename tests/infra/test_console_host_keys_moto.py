@@ -21,7 +21,7 @@ from node_bootstrap.hostkeys import HostKeyCache, ec2_console_fetcher, sha256_fi
 from node_bootstrap.inventory import parse_inventory
 from node_bootstrap.settings import Settings
 
-from scripts.localstack.process import ManagedProcess, free_port, http_ok
+from scripts.local_run.process import ManagedProcess, free_port, http_ok
 
 from .terraform_env import REPO
 

@@ -110,12 +110,12 @@ def test_the_provider_is_pinned_per_kubernetes_minor_and_an_unpinned_minor_is_re
     env = node_env(Settings(), parse_inventory(INVENTORY))
     release, sha256 = ECR_CREDENTIAL_PROVIDER["v1.29"]
     assert release.startswith("v1.29.") and re.fullmatch(r"[0-9a-f]{64}", sha256)
-    assert env["NB_ECR_CREDENTIAL_PROVIDER_URL"] == (
+    assert env["NODE_BOOTSTRAP_ECR_CREDENTIAL_PROVIDER_URL"] == (
         f"https://artifacts.k8s.io/binaries/cloud-provider-aws/{release}/linux/amd64/ecr-credential-provider-linux-amd64"
     )
-    assert env["NB_ECR_CREDENTIAL_PROVIDER_SHA256"] == sha256
-    assert env["NB_CREDENTIAL_PROVIDER_BIN_DIR"] == CREDENTIAL_PROVIDER_BIN_DIR
-    assert env["NB_CREDENTIAL_PROVIDER_CONFIG"] == CREDENTIAL_PROVIDER_CONFIG
+    assert env["NODE_BOOTSTRAP_ECR_CREDENTIAL_PROVIDER_SHA256"] == sha256
+    assert env["NODE_BOOTSTRAP_CREDENTIAL_PROVIDER_BIN_DIR"] == CREDENTIAL_PROVIDER_BIN_DIR
+    assert env["NODE_BOOTSTRAP_CREDENTIAL_PROVIDER_CONFIG"] == CREDENTIAL_PROVIDER_CONFIG
     with pytest.raises(PreflightError, match=r"no pinned ecr-credential-provider for Kubernetes v1\.31"):
         ecr_credential_provider("v1.31.2")
 
@@ -172,7 +172,7 @@ def test_workers_get_the_verified_provider_its_config_and_the_kubelet_flags(lab:
         binary = bin_dir / "ecr-credential-provider"
         assert (
             hashlib.sha256(binary.read_bytes()).hexdigest()
-            == lab.release_env["NB_ECR_CREDENTIAL_PROVIDER_SHA256"]
+            == lab.release_env["NODE_BOOTSTRAP_ECR_CREDENTIAL_PROVIDER_SHA256"]
         )
         assert binary.stat().st_mode & 0o777 == 0o755
         assert kubelet.provider_for(config, ECR_IMAGE) == "ecr-credential-provider"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from scripts import chart
-from scripts.localstack.process import ManagedProcess, free_port, http_ok
+from scripts.local_run.process import ManagedProcess, free_port, http_ok
 from tests.chart import cases as chart_cases
 
 from .terraform_env import CLI_CONFIG, REPO, TF_DIR, moto_amis, offline_reason, terraform, working_copy

@@ -14,7 +14,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 
-from scripts.localstack.process import free_port
+from scripts.local_run.process import free_port
 
 ROLE_CHUNK = {
     "id": "chatcmpl-double",

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from scripts.localstack.process import free_port
+from scripts.local_run.process import free_port
 from tests.integration.chat_helpers import LONG_PROMPT, long_openai_body, sse_events
 from tests.integration.doubles import SlowUpstreamDouble
 

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from scripts.localstack.process import REPO_ROOT
+from scripts.local_run.process import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from scripts.localstack.process import ManagedProcess, free_port
+from scripts.local_run.process import ManagedProcess, free_port
 from tests.chart import cases
 from tests.fixtures.stack import LOG_DIR
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from scripts.localstack.process import free_port
+from scripts.local_run.process import free_port
 from tests.fixtures.oidc_provider import (
     SESSION_COOKIE,
     OidcProvider,

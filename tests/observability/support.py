@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scripts.localstack.prometheus import DASHBOARDS_CHART, RULES_DIR, render_rule_files
+from scripts.local_run.prometheus import DASHBOARDS_CHART, RULES_DIR, render_rule_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS_DIR = DASHBOARDS_CHART / "dashboards"

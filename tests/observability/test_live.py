@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from scripts.localstack.process import free_port
-from scripts.localstack.prometheus import render_rule_files, start_prometheus, write_scrape_config
+from scripts.local_run.process import free_port
+from scripts.local_run.prometheus import render_rule_files, start_prometheus, write_scrape_config
 from tests.fixtures.stack import LOG_DIR, ChatApiServer, VllmServer
 from tests.observability import support
 

@@ -1,4 +1,4 @@
-"""scripts/localstack/prometheus.py: the scrape config and rules `make up` and the live test use."""
+"""scripts/local_run/prometheus.py: the scrape config and rules `make up` and the live test use."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import httpx
 import pytest
 import yaml
 
-from scripts.localstack import prometheus
-from scripts.localstack.process import free_port
+from scripts.local_run import prometheus
+from scripts.local_run.process import free_port
 from tests.observability import support
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scripts import chart
-from scripts.localstack.process import REPO_ROOT
+from scripts.local_run.process import REPO_ROOT
 from tests.chart import cases
 
 pytestmark = pytest.mark.chart
@@ -52,8 +52,8 @@ def test_aws_values_serve_https_on_the_edge_nodes_ports_80_and_443_because_kubea
     assert pod["nodeSelector"] == {"kubernetes.io/hostname": "llama-worker-1"}, "Local needs the pods there"
     env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
     assert env["NGINX_ENVSUBST_TEMPLATE_DIR"] == "/etc/nginx/templates-tls"
-    assert env["HTTPS_PORT"] == "443" and env["HSTS_MAX_AGE"] == "31536000"
-    assert "203-0-113-7.sslip.io" in env["SERVER_NAMES"].split()
+    assert env["CHAT_UI_HTTPS_PORT"] == "443" and env["CHAT_UI_HSTS_MAX_AGE"] == "31536000"
+    assert "203-0-113-7.sslip.io" in env["CHAT_UI_SERVER_NAMES"].split()
     certificate = cases.find(manifests, "Certificate", NAME)["spec"]
     assert certificate["dnsNames"] == ["203-0-113-7.sslip.io"]
     assert certificate["secretName"] == f"{NAME}-tls"
@@ -82,7 +82,7 @@ def test_default_is_same_origin_with_nginx_proxying_the_api_to_chat_api() -> Non
     assert "proxy_pass http://llama-chat-api:8080;" in data["api-proxy.conf"]
     assert "proxy_buffering off;" in data["api-proxy.conf"], "streamed answers must not wait in a buffer"
     env = {e["name"]: e["value"] for e in container(manifests)["env"]}
-    assert env["CSP_CONNECT_SRC"] == "'self'"
+    assert env["CHAT_UI_CSP_CONNECT_SRC"] == "'self'"
     policy = one(manifests, "NetworkPolicy")["spec"]
     in_namespace = [r for r in policy["egress"] if all("namespaceSelector" not in peer for peer in r["to"])]
     chat_api_peers = [r for r in in_namespace if r["to"][0].get("podSelector")]
@@ -97,7 +97,7 @@ def test_an_api_on_another_origin_is_added_to_the_csp_connect_src() -> None:
     config = json.loads(one(manifests, "ConfigMap")["data"]["config.json"])
     assert config == {"apiBaseUrl": "https://api.example.com/base", "title": "Llama Chat"}
     env = {e["name"]: e["value"] for e in container(manifests)["env"]}
-    assert env["CSP_CONNECT_SRC"] == "'self' https://api.example.com"
+    assert env["CHAT_UI_CSP_CONNECT_SRC"] == "'self' https://api.example.com"
 
 
 def test_a_key_for_config_json_is_refused_it_would_be_served_to_every_visitor() -> None:

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from scripts.localstack.process import REPO_ROOT
+from scripts.local_run.process import REPO_ROOT
 
 UI_DIR = REPO_ROOT / "ui"
 

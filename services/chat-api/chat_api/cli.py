@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from chat_api.config import Settings
+from chat_api.config import Settings, unknown_settings
 from chat_api.errors import ApiError
 from chat_api.store import PersonKeys, StoreUnavailable, connect, iso, read_usage
 
@@ -65,6 +66,8 @@ def fail(message: str) -> int:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    if problems := unknown_settings(os.environ):
+        return fail("; ".join(problems))
     try:
         settings = Settings()
     except ValidationError as exc:

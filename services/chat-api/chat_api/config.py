@@ -1,10 +1,13 @@
 """Settings: every knob is an environment variable `CHAT_API_<NAME>` with a safe default.
 
-services/chat-api/README.md lists them; keep that table in step with this class.
+docs/chat-api.md lists them; keep that table in step with this class.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -299,7 +302,7 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError(
                 f"CHAT_API_OIDC_ISSUER_URL is set, so sign-in needs {', '.join(missing)} too "
-                "(services/chat-api/README.md, Sign-in)"
+                "(docs/chat-api.md, Sign-in)"
             )
         for name in ("oidc_issuer_url", "oidc_redirect_url"):
             if not _safe_url(getattr(self, name)):
@@ -338,3 +341,25 @@ class Settings(BaseSettings):
     @property
     def store_enabled(self) -> bool:
         return self.redis_url is not None
+
+
+# What Kubernetes itself puts into a container's environment for a Service named chat-api[-*] in
+# the namespace (service links): not a mistyped setting.
+_SERVICE_LINK = re.compile(
+    r"CHAT_API_(\w+_)?(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?)"
+)
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """A sentence per CHAT_API_* variable that is no setting (a typo such as
+    CHAT_API_MAX_BODY_BYTE would otherwise be ignored without a word), naming the closest one."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    known = sorted(f"{prefix}{name}".upper() for name in Settings.model_fields)
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith(prefix) or name in known or _SERVICE_LINK.fullmatch(name):
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        fix = f"did you mean {close[0]}?" if close else "docs/chat-api.md lists the settings"
+        problems.append(f"{name} is no chat-api setting; {fix}")
+    return problems

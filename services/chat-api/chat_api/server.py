@@ -6,6 +6,7 @@ open streams get up to CHAT_API_DRAIN_TIMEOUT_S to finish, then the process exit
 
 from __future__ import annotations
 
+import os
 import sys
 
 import uvicorn
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from chat_api.app import create_app
 from chat_api.auth import KeyStoreError
 from chat_api.cli import settings_errors
-from chat_api.config import Settings
+from chat_api.config import Settings, unknown_settings
 from chat_api.logs import configure_logging
 
 
@@ -29,6 +30,9 @@ class DrainingServer(uvicorn.Server):
 
 
 def main() -> int:
+    if problems := unknown_settings(os.environ):
+        print(f"chat-api: {'; '.join(problems)}", file=sys.stderr)
+        return 2
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -25,7 +25,6 @@ from tests.fixtures.redis_server import RedisServer, free_port, redis_server
 
 pytestmark = pytest.mark.integration
 
-SERVICE = Path(__file__).resolve().parents[1]
 OWNER_A = "user:accounts.example.com:alice-0001"
 OWNER_B = "user:accounts.example.com:bob-0002"
 # What the upstream reports per answer: well above chat-api's admission estimate of "hi"
@@ -62,7 +61,7 @@ class Upstream:
 
 def base_env(redis_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_API_")}
-    env.update(PYTHONPATH=str(SERVICE), CHAT_API_REDIS_URL=redis_url, CHAT_API_REDIS_TIMEOUT_S="1")
+    env.update(CHAT_API_REDIS_URL=redis_url, CHAT_API_REDIS_TIMEOUT_S="1")
     return env
 
 

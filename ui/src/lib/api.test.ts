@@ -77,6 +77,18 @@ describe("ChatClient.chat", () => {
     await expect(collect()).rejects.toMatchObject({ kind: "network" });
   });
 
+  it("calls the proxy's own 502 (chat-api down behind nginx) a network failure, and its 504 a timeout", async () => {
+    const page = "<html><body><center><h1>502 Bad Gateway</h1></center></body></html>";
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(new Response(page, { status: 502 })));
+    await expect(collect()).rejects.toMatchObject({ kind: "network", status: 502 });
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(new Response("<html>504</html>", { status: 504 })));
+    await expect(collect()).rejects.toMatchObject({ kind: "timeout", status: 504 });
+    // chat-api's own 502 (JSON, with its code) stays what chat-api said.
+    const own = JSON.stringify({ error: { message: "too large", code: "response_too_large" } });
+    vi.stubGlobal("fetch", vi.fn().mockResolvedValue(new Response(own, { status: 502 })));
+    await expect(collect()).rejects.toMatchObject({ kind: "http", status: 502, code: "response_too_large" });
+  });
+
   it("gives up with a timeout when no byte arrives in time", async () => {
     vi.stubGlobal(
       "fetch",

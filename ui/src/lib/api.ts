@@ -247,6 +247,15 @@ export class ChatClient {
       detail?: unknown;
     } | null;
     const message = body?.error?.message ?? (typeof body?.detail === "string" ? body.detail : "");
+    // A 502 or 504 that is not chat-api's own JSON error comes from the proxy in front of it (the
+    // UI's nginx, in the cluster and with `make up`): chat-api itself did not answer in time or at all.
+    if ((response.status === 502 || response.status === 504) && !body?.error) {
+      throw new ApiError(
+        response.status === 502 ? "network" : "timeout",
+        `the proxy answered HTTP ${response.status}: chat-api did not answer`,
+        response.status,
+      );
+    }
     throw new ApiError(
       "http",
       message,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from scripts.localstack.process import REPO_ROOT, ManagedProcess, http_ok
+from scripts.local_run.process import REPO_ROOT, ManagedProcess, http_ok
 
 DASHBOARDS_CHART = REPO_ROOT / "charts" / "platform" / "charts" / "kube-prometheus-dashboards"
 RULES_DIR = DASHBOARDS_CHART / "rules"

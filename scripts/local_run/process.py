@@ -1,6 +1,6 @@
 """Processes of the local stack: started with a log file, recorded by PID, stopped by PID.
 
-Shared by `make up` (scripts.localstack) and the test fixtures (tests/fixtures), so the tests
+Shared by `make up` (scripts.local_run) and the test fixtures (tests/fixtures), so the tests
 start vLLM, chat-api, the UI server and Prometheus exactly the way a user's `make up` does.
 """
 

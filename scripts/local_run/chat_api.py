@@ -1,6 +1,6 @@
 """chat-api (services/chat-api) run from the project venv on loopback, pointed at an upstream vLLM.
 
-Settings are environment variables (`CHAT_API_*`, listed in services/chat-api/README.md); `env`
+Settings are environment variables (`CHAT_API_*`, listed in docs/chat-api.md); `env`
 adds or overrides them, which is how tests start instances with low limits or a dead upstream.
 """
 
@@ -10,16 +10,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from scripts.localstack.process import REPO_ROOT, ManagedProcess, http_ok
+from scripts.local_run.process import REPO_ROOT, ManagedProcess, http_ok
 
-SERVICE_DIR = REPO_ROOT / "services" / "chat-api"
 PROJECT_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 READY_TIMEOUT_S = 60.0
 
 
 def chat_api_env(port: int, upstream_url: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {
-        "PYTHONPATH": str(SERVICE_DIR),
         "CHAT_API_HOST": "127.0.0.1",
         "CHAT_API_PORT": str(port),
         "CHAT_API_UPSTREAM_URL": upstream_url,

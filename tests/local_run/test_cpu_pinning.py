@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts.bench import cpu_layout
-from scripts.localstack.process import ManagedProcess
+from scripts.local_run.process import ManagedProcess
 
 pytestmark = [
     pytest.mark.unit,
