@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from scripts.localstack.process import ManagedProcess, tail
+from scripts.local_run.process import ManagedProcess, tail
 
 from .apt_doubles import build_kubernetes_release, build_repositories
 from .conftest import unavailable
@@ -247,7 +247,7 @@ def test_make_cluster_end_to_end_then_a_gpu_stop_start_and_bootstrap_back_to_gre
     cluster = subprocess.Popen(
         lab.in_admin(str(REPO / ".venv/bin/python"), "-m", "node_bootstrap", *cloud.cli_args("cluster")),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO / "node-bootstrap"), "COLUMNS": "200", **AWS_ENV},
+        env={**os.environ, "COLUMNS": "200", **AWS_ENV},
     )  # fmt: skip
     ec2 = Ec2Boot(cloud, cluster)
     ec2.start()
