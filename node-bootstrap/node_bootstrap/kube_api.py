@@ -1,5 +1,6 @@
 """The few Kubernetes API calls `make platform` makes itself (Helm does the rest), over HTTPS with the
-admin kubeconfig that `make cluster` writes: namespaces, Secrets from files, nodes and pods.
+admin kubeconfig that `make cluster` writes: namespaces, Secrets from files and nodes (the wait for
+vLLM reads pods, logs and events through vllm_wait.KubeApi).
 
 A Secret's data travels only in the request body (never argv, never a log line); the client
 certificate and key are read from the kubeconfig into memory (written to a private temporary
@@ -136,20 +137,7 @@ class KubeAPI:
             raise self._refused(response, "list the nodes")
         return list(response.json().get("items", []))
 
-    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        response = self._call(
-            "GET", f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": selector}
-        )
-        if response.status_code != 200:
-            raise self._refused(response, f"list the pods in {namespace}")
-        return list(response.json().get("items", []))
-
 
 def node_ready(node: dict[str, Any]) -> bool:
     conditions = node.get("status", {}).get("conditions", [])
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def pod_ready(pod: dict[str, Any]) -> bool:
-    conditions = pod.get("status", {}).get("conditions", [])
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

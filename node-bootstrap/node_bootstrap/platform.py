@@ -44,7 +44,7 @@ from .helm_release import (
     deploy,
     values_from_files,
 )
-from .kube_api import KubeAPI, pod_ready
+from .kube_api import KubeAPI
 from .redact import Redactor
 from .settings import REPO_ROOT
 
@@ -65,7 +65,6 @@ OPERATOR_KEY_NAME = "make-platform"  # the key's file name: chat-api logs it as 
 GRAFANA_ADMIN_SECRET = "grafana-admin"  # noqa: S105 - a Secret's name  # charts/platform/charts/kube-prometheus-dashboards/examples/kube-prometheus-stack.yaml grafana.admin.existingSecret
 MANAGED_BY = {"app.kubernetes.io/managed-by": "make-platform"}
 REQUIRED_TFVARS = ("region", "admin_cidrs", "client_cidrs", "ssh_public_key")
-POD_POLL_S = 5.0  # between looks at the vLLM pod while waiting
 
 
 class StepFailed(BootstrapError):
@@ -143,7 +142,6 @@ class Kube(Protocol):
         self, namespace: str, name: str, data: dict[str, bytes], labels: dict[str, str]
     ) -> str: ...
     def read_secret(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
-    def pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
 
 
@@ -260,48 +258,37 @@ class _LinesTo(io.TextIOBase):
 
 
 def wait_for_vllm(
-    kube: Kube,
+    kubeconfig: Path,
     namespace: str,
     release: str,
     timeout_s: float,
     say: Callable[[str], None],
-    kubeconfig: Path | None = None,
+    **replay: Any,
 ) -> None:
-    """The call point of the live wait-and-explain (issue 18, node_bootstrap/vllm_wait.py by helper
-    H18b): with a kubeconfig and that module present, its `wait_for_vllm` follows the pod through
-    pulling, downloading (bytes and rate), loading, compiling and ready, printing through `say`; a
-    pod that fails for good becomes this step's one-sentence cause and fix. Without them (the flow
-    tests, or a tree without that module) the pod is polled until Ready, saying its phase."""
+    """The live wait-and-explain (node_bootstrap/vllm_wait.py): follows the release's vLLM pod through
+    pulling, downloading (bytes and rate), loading, compiling and ready, printing through `say`. A pod
+    that fails for good, a start-up past `timeout_s`, a kubeconfig it cannot use or an API that refuses
+    becomes this step's one-sentence cause and fix. `replay` (clock, sleep, poll_s, progress_s) is for
+    tests replaying a recorded start-up."""
+    from . import vllm_wait
+
     try:
-        from . import vllm_wait  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        vllm_wait = None
-    if vllm_wait is not None and kubeconfig is not None:
         reader = vllm_wait.KubeApi.from_kubeconfig(kubeconfig)
-        try:
-            result = vllm_wait.wait_for_vllm(reader, namespace, release, timeout=timeout_s, out=_LinesTo(say))
-        finally:
-            reader.close()
-        if not result.ready:
-            raise StepFailed(f"{result.reason} Fix: {result.fix}")
-        return
-    selector = f"app.kubernetes.io/name=vllm-llama,app.kubernetes.io/instance={release}"
-    deadline, last = time.monotonic() + timeout_s, ""
-    while True:
-        pods = kube.pods(namespace, selector)
-        if pods and all(pod_ready(p) for p in pods):
-            say("  vLLM is ready")
-            return
-        now = (
-            ", ".join(f"{p['metadata']['name']}: {p.get('status', {}).get('phase', '?')}" for p in pods)
-            or "no pod yet"
+    except (ValueError, OSError) as error:
+        raise StepFailed(f"{error}") from None
+    try:
+        result = vllm_wait.wait_for_vllm(
+            reader, namespace, release, timeout=timeout_s, out=_LinesTo(say), **replay
         )
-        if now != last:
-            say(f"  vLLM: {now}")
-            last = now
-        if time.monotonic() > deadline:
-            raise StepFailed(f"vLLM was not ready after {timeout_s:.0f} s ({now})")
-        time.sleep(POD_POLL_S)
+    except vllm_wait.KubeApiError as error:
+        raise StepFailed(
+            f"the Kubernetes API could not be read while waiting for vLLM: {error}. "
+            "Fix: make doctor (is the control plane up? is the kubeconfig current?)"
+        ) from None
+    finally:
+        reader.close()
+    if not result.ready:
+        raise StepFailed(f"{result.reason} Fix: {result.fix}")
 
 
 @dataclass
@@ -316,7 +303,7 @@ class Environment:
     pull_chart: Callable[[PinnedChart], Path]
     hf_access: Callable[[str, str], None]
     aws_identity: Callable[[str], str]
-    wait_for_vllm: Callable[[Kube, str, str, float, Callable[[str], None]], None]
+    wait_for_vllm: Callable[[str, str, float, Callable[[str], None]], None]
     ask: Callable[[str, str, str], tuple[int, str]]
     sleep: Callable[[float], None] = time.sleep
     question_url: Callable[[dict[str, Any]], str] | None = None  # default: the edge URL
@@ -334,8 +321,8 @@ class Environment:
             pull_chart=lambda chart: helm_release.pull(chart, settings.state_dir / "charts"),
             hf_access=lambda token, model: check_hf_access(settings.hf_endpoint, token, model),
             aws_identity=check_aws,
-            wait_for_vllm=lambda kube, namespace, release, timeout_s, say: wait_for_vllm(
-                kube, namespace, release, timeout_s, say, kubeconfig=settings.kubeconfig
+            wait_for_vllm=lambda namespace, release, timeout_s, say: wait_for_vllm(
+                settings.kubeconfig, namespace, release, timeout_s, say
             ),
             ask=ask_once,
         )
@@ -792,7 +779,7 @@ class Platform:
 
     def _run_wait(self) -> Outcome:
         s = self.settings
-        self.env.wait_for_vllm(self.kube(), s.namespace, s.release, s.wait_timeout_s, self.log.say)
+        self.env.wait_for_vllm(s.namespace, s.release, s.wait_timeout_s, self.log.say)
         return Outcome("done", "vLLM answers")
 
     # -- 9 question: one real question through the edge and chat-api, with the operator key

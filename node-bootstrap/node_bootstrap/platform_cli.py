@@ -165,14 +165,7 @@ def pause_or_resume(args: argparse.Namespace, console: Console) -> int:
         wait_nodes_ready(kube, say, timeout_s=900)
         say(pausing.SURVIVES)
         say(pausing.LOST)
-        wait_for_vllm(
-            kube,
-            settings.namespace,
-            settings.release,
-            settings.wait_timeout_s,
-            say,
-            kubeconfig=settings.kubeconfig,
-        )
+        wait_for_vllm(settings.kubeconfig, settings.namespace, settings.release, settings.wait_timeout_s, say)
     finally:
         kube.close()
     return 0

@@ -3,10 +3,13 @@
 Real here: node_bootstrap.platform and everything it calls, Helm's engine (the platform chart
 rendered in-process), helm pulls from a real chart repository on loopback, the Kubernetes client
 over HTTPS with the admin's client certificate, huggingface_hub's auth-check call, chat-api over
-HTTP in front of vLLM CPU serving the tiny Llama (the first question). Doubles (tests/platform/
-doubles.py): the Kubernetes API server, Helm's install actions, the Hugging Face Hub, and the
-`make cluster` flow (`FakeClusterFlow`: H13's tests run the real one end to end against the
-sandboxed nodes; here only its contract matters, a kubeconfig appears).
+HTTP in front of vLLM CPU serving the tiny Llama (the first question), and the live wait for vLLM
+(node_bootstrap/vllm_wait.py) reading a recorded start-up (tests/fixtures/vllm_startup, replayed on
+the replay's clock: a 7-minute cold start takes a moment). Doubles: the Kubernetes API server
+(tests/fixtures/kube_api_double.py), Helm's install actions and the Hugging Face Hub
+(tests/platform/doubles.py), and the `make cluster` flow (`FakeClusterFlow`: H13's tests run the
+real one end to end against the sandboxed nodes; here only its contract matters, a kubeconfig
+appears).
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.kube_api_double import KubeApiDouble
 from tests.fixtures.stack import ChatApiServer, _start_chat_api
+from tests.fixtures.vllm_startup.replay import Replay
 
 from .chart_repo import ChartRepository
-from .doubles import HelmDouble, HubDouble, KubeApiServerDouble
+from .doubles import HelmDouble, HubDouble
 
 REPO = Path(__file__).resolve().parents[2]
 HF_TOKEN = "hf_" + "T" * 34
@@ -95,7 +100,7 @@ class FakeClusterFlow:
 @dataclass
 class Lab:
     root: Path
-    kube: KubeApiServerDouble
+    kube: KubeApiDouble
     hub: HubDouble
     helm: HelmDouble
     charts: ChartRepository
@@ -106,6 +111,12 @@ class Lab:
     images_fail_next: str = ""
     edge_down: bool = False  # the edge does not answer (nothing listens where the question goes)
     output: list[str] = field(default_factory=list)
+    vllm: Replay | None = None  # the recorded start-up the cluster plays when the release is installed
+
+    def start_vllm(self, sequence: str = "t4-cold-start") -> Replay:
+        """The vLLM pod's start-up from now on: one of tests/fixtures/vllm_startup/*.json."""
+        self.vllm = Replay(self.kube, sequence)
+        return self.vllm
 
     def settings(self, **overrides: Any) -> Any:
         from node_bootstrap.platform import PlatformSettings
@@ -121,7 +132,7 @@ class Lab:
             "signin_values": self.root / "signin.yaml",
             "oidc_client_secret_file": self.root / "client-secret",
             "hf_endpoint": self.hub.url,
-            "wait_timeout_s": 20.0,
+            "wait_timeout_s": 1800.0,  # seconds of the replay's clock, as the real default
             "question_timeout_s": 30.0,
             "key_sync_grace_s": 15.0,  # chat-api re-reads its keys every 10 s
             "helm_timeout_s": 60,
@@ -152,7 +163,15 @@ class Lab:
             pull_chart=pull,
             hf_access=lambda token, model: check_hf_access(settings.hf_endpoint, token, model),
             aws_identity=lambda region: f"arn:aws:iam::123456789012:user/newcomer ({region})",
-            wait_for_vllm=wait_for_vllm,
+            wait_for_vllm=lambda namespace, release, timeout_s, say: wait_for_vllm(
+                settings.kubeconfig,
+                namespace,
+                release,
+                timeout_s,
+                say,
+                clock=self.replay_clock,
+                sleep=self.replay_sleep,
+            ),
             ask=ask_once,
             sleep=lambda seconds: time.sleep(min(seconds, 0.5)),
             question_url=lambda outputs: "http://127.0.0.1:9" if self.edge_down else self.chat_api.base_url,
@@ -166,6 +185,14 @@ class Lab:
 
         settings = settings or self.settings()
         return Platform(settings, self.environment(settings, **env_overrides), out=self.output.append)
+
+    def replay_clock(self) -> float:
+        assert self.vllm is not None, "no vLLM start-up is playing (Lab.start_vllm)"
+        return self.vllm.clock()
+
+    def replay_sleep(self, seconds: float) -> None:
+        assert self.vllm is not None, "no vLLM start-up is playing (Lab.start_vllm)"
+        self.vllm.sleep(seconds)
 
     def mounted(self, namespace: str, name: str, data: dict[str, bytes]) -> None:
         """kubelet's part: the operator keys Secret becomes chat-api's CHAT_API_API_KEYS_DIR."""
@@ -207,11 +234,7 @@ def lab(
     tmp_path: Path,
     chart_repository: ChartRepository,
     keyed_chat_api: tuple[ChatApiServer, Path],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Lab]:
-    from node_bootstrap import platform
-
-    monkeypatch.setattr(platform, "POD_POLL_S", 0.05)
     chat_api, keys = keyed_chat_api
     (tmp_path / "terraform").mkdir()
     (tmp_path / "terraform" / "terraform.tfvars").write_text(TFVARS)
@@ -219,9 +242,8 @@ def lab(
     private_file(tmp_path / "build" / "platform" / "operator-key", OPERATOR_KEY + "\n")
     private_file(tmp_path / "client-secret", "GOCSPX-client-secret-of-the-test-provider")
     (tmp_path / "signin.yaml").write_text(SIGNIN)
-    with KubeApiServerDouble(tmp_path / "apiserver") as kube, HubDouble({HF_TOKEN: {MODEL}}) as hub:
+    with KubeApiDouble(tmp_path / "apiserver") as kube, HubDouble({HF_TOKEN: {MODEL}}) as hub:
         kube.add_ready_nodes("llama-cp-1", "llama-worker-1", "llama-gpu-1")
-        kube.play_vllm_start()
         lab = Lab(
             root=tmp_path,
             kube=kube,
@@ -233,6 +255,7 @@ def lab(
             cluster=FakeClusterFlow(kube.kubeconfig, tmp_path / "kubeconfig"),
         )
         kube.on_secret = lab.mounted
+        lab.start_vllm("t4-cold-start")
         yield lab
         lab.mounted("llama", "llama-platform-keys", {"make-platform": OPERATOR_KEY.encode()})
 

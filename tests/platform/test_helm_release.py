@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fixtures.kube_api_double import KubeApiDouble
+
 from .chart_repo import ChartRepository
 from .conftest import OUTPUTS, REGISTRY, SIGNIN, TFVARS, private_file
-from .doubles import KubeApiServerDouble
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -141,7 +142,7 @@ def test_the_real_install_goes_through_helms_go_client_to_the_api_double_until_o
     serve. The user gets that as one sentence; a stopped API server gives the fix."""
     from node_bootstrap.helm_release import HelmReleases, ReleaseError, deploy
 
-    with KubeApiServerDouble(tmp_path / "api") as api:
+    with KubeApiDouble(tmp_path / "api") as api:
         releases = HelmReleases(api.kubeconfig)
         assert releases.status("llama", "llama") is None, "an empty release storage is no release"
         values = flow_values(tmp_path)

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from .doubles import HelmDouble, KubeApiServerDouble
+from tests.fixtures.kube_api_double import KubeApiDouble
+
+from .doubles import HelmDouble
 
 TAGS = [{"Key": "Project", "Value": "llama-platform"}, {"Key": "Cluster", "Value": "llama"}]
 
@@ -115,7 +117,7 @@ def test_destroy_removes_the_platform_release_before_what_it_sits_on(tmp_path: P
         "llama", "llama", "platform", 1, {}, {}
     )
     said: list[str] = []
-    with KubeApiServerDouble(tmp_path / "api") as api:
+    with KubeApiDouble(tmp_path / "api") as api:
         removed = uninstall_releases(
             api.kubeconfig,
             lambda: helm,
@@ -141,7 +143,7 @@ def test_destroy_says_why_it_cannot_remove_the_releases_of_a_cluster_that_does_n
     from node_bootstrap.platform_cli import uninstall_releases
 
     helm = HelmDouble()
-    with KubeApiServerDouble(tmp_path / "api") as api:
+    with KubeApiDouble(tmp_path / "api") as api:
         api.stop()  # a paused (stopped) control plane: nothing listens
         said: list[str] = []
         removed = uninstall_releases(
@@ -191,7 +193,7 @@ def test_resume_waits_until_every_node_is_ready_again(tmp_path: Path) -> None:
     from node_bootstrap.kube_api import KubeAPI
     from node_bootstrap.platform_cli import wait_nodes_ready
 
-    with KubeApiServerDouble(tmp_path / "api") as api:
+    with KubeApiDouble(tmp_path / "api") as api:
         api.add_ready_nodes("llama-cp-1", "llama-worker-1", "llama-gpu-1")
         api.nodes[2]["status"]["conditions"][0]["status"] = "False"  # the GPU node's kubelet not back yet
         threading.Timer(
@@ -212,7 +214,7 @@ def test_resume_gives_up_with_the_doctor_when_a_node_stays_down(tmp_path: Path) 
     from node_bootstrap.kube_api import KubeAPI
     from node_bootstrap.platform_cli import wait_nodes_ready
 
-    with KubeApiServerDouble(tmp_path / "api") as api:
+    with KubeApiDouble(tmp_path / "api") as api:
         api.add_ready_nodes("llama-cp-1", "llama-gpu-1")
         api.nodes[1]["status"]["conditions"][0]["status"] = "False"
         kube = KubeAPI.from_kubeconfig(api.kubeconfig)

@@ -1,9 +1,11 @@
 """`make platform` in the lab (tests/platform/conftest.py): the order of the steps, resumption after a
-failure injected at each step, an idempotent second run, what lands in the cluster, and the log."""
+failure injected at each step, an idempotent second run, what lands in the cluster, and the log. The
+wait step is the real live wait (node_bootstrap/vllm_wait.py) over recorded vLLM start-ups."""
 
 from __future__ import annotations
 
 import json
+import re
 import stat
 
 import pytest
@@ -26,10 +28,35 @@ STEPS = [
 ]
 
 
+# What the wait says of the recorded T4 cold start (tests/fixtures/vllm_startup/t4-cold-start.json), in
+# this order: the same lines node-bootstrap/tests/test_vllm_wait.py expects of vllm_wait on its own.
+COLD_START = [
+    "scheduling: waiting for a node: 0/2 nodes are available: 1 Insufficient nvidia.com/gpu",
+    'pulling "docker.io/vllm/vllm-openai:v0.32.0"',
+    "pulled docker.io/vllm/vllm-openai:v0.32.0 in 2m47.912s",
+    "downloading: 6.0 GiB to download",
+    "download complete",
+    "loading: loading weights: weights loaded: 6.02 GiB in 29.61 s",
+    "loading: compiling (torch.compile): took 50.96 s",
+    "loading: capturing CUDA graphs: captured in 13 s (0.41 GiB)",
+    "ready: vLLM is ready after 7m00s (pod llama-vllm-6c9f8d7b5d-x7k2p)",
+]
+
+
+def in_order(lines: list[str], expected: list[str]) -> list[int]:
+    """The index of the line holding each fragment, each after the previous one's."""
+    at, found = 0, []
+    for fragment in expected:
+        index = next((i for i in range(at, len(lines)) if fragment in lines[i]), None)
+        assert index is not None, f"{fragment!r} not after line {at}:\n" + "\n".join(lines)
+        found.append(index)
+        at = index + 1
+    return found
+
+
 def step_lines(lab: Lab) -> list[str]:
-    return [
-        line for line in lab.output if line.startswith("[") and "] " in line and not line.endswith(" ...")
-    ]
+    # "[8/9] wait: done in ..." (the wait's own lines start "[ 2m05s] ", its time since it began)
+    return [line for line in lab.output if re.match(r"\[\d/9\] ", line) and not line.endswith(" ...")]
 
 
 def test_the_first_run_goes_from_preflight_to_an_answer_in_order_and_the_second_changes_nothing(
@@ -75,9 +102,13 @@ def test_the_first_run_goes_from_preflight_to_an_answer_in_order_and_the_second_
     assert grafana["admin-password"].decode() == settings.grafana_password_file.read_text().strip()
     for private in (settings.operator_key_file, settings.grafana_password_file, settings.session_key_file):
         assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    # the live wait saw vLLM's stages, then the question got a real answer through chat-api
+    # the live wait told vLLM's stages as the recorded start-up went, between the platform step's
+    # line and the wait step's, then the question got a real answer through chat-api
+    found = in_order(lab.output, ["[7/9] platform: done", *COLD_START, "[8/9] wait: done", "  A: "])
+    assert found == sorted(found)
+    log = next(settings.state_dir.glob("*.log")).read_text().splitlines()
+    in_order(log, COLD_START)  # the run's log has them too
     text = "\n".join(lab.output)
-    assert "vLLM is ready" in text and "  A: " in text
     assert "chat UI    https://198-51-100-23.sslip.io" in text and "https://198-51-100-23.sslip.io/v1" in text
     assert "port-forward svc/kube-prometheus-stack-grafana" in text
 
@@ -98,7 +129,7 @@ def test_a_changed_values_file_upgrades_the_release_and_asks_again(lab: Lab) -> 
     changed = yaml.safe_load(values.read_text())
     changed["chat-api"]["limits"] = {"maxConcurrentStreams": 16}
     values.write_text(yaml.safe_dump(changed))
-    lab.kube.play_vllm_start()
+    lab.start_vllm("cpu-tiny-llama")  # the upgrade's new pod: the CPU build's real start-up log
     lab.output.clear()
     assert lab.platform().run() == 0, "\n".join(lab.output)
     redone = [line.split("] ", 1)[1].split(":")[0] for line in step_lines(lab) if "unchanged" not in line]
@@ -129,9 +160,7 @@ def inject(lab: Lab, step: str) -> None:
         ]
         lab.helm.fail_next[name] = f"helm install {name} failed: context deadline exceeded"
     elif step == "wait":
-        from tests.fixtures.kube_api_double import recorded_pod
-
-        lab.kube.pod_stages = [[recorded_pod("scheduling")]] * 1000  # no GPU free: never Ready in time
+        lab.start_vllm("t4-cuda-oom")  # vLLM crash-loops: the GPU runs out of memory at start-up
     elif step == "question":
         lab.edge_down = True  # nothing answers where the question goes
 
@@ -140,7 +169,7 @@ def uninject(lab: Lab, step: str) -> None:
     if step == "preflight":
         private_file(lab.root / "hf-token", HF_TOKEN + "\n")
     elif step == "wait":
-        lab.kube.play_vllm_start()
+        lab.start_vllm("t4-cold-start")  # with the memory lowered, it starts
     elif step == "question":
         lab.edge_down = False
 
@@ -151,7 +180,7 @@ def test_a_failure_at_each_step_stops_there_says_why_and_the_next_run_resumes_th
 ) -> None:
     number = STEPS.index(step) + 1
     inject(lab, step)
-    overrides = {"wait": {"wait_timeout_s": 0.5}, "question": {"question_timeout_s": 0.0}}
+    overrides = {"question": {"question_timeout_s": 0.0}}
     settings = lab.settings(**overrides.get(step, {}))
     code = lab.platform(settings).run()
     assert code == (2 if step == "preflight" else 1), "\n".join(lab.output)
@@ -159,6 +188,12 @@ def test_a_failure_at_each_step_stops_there_says_why_and_the_next_run_resumes_th
     failed = [line for line in lab.output if ": FAILED after " in line]
     assert len(failed) == 1 and failed[0].startswith(f"[{number}/9] {step}: FAILED after "), text
     assert "Fix that, then resume with: make platform" in text
+    if step == "wait":
+        # the real wait's verdict on the recorded CUDA-OOM crash loop: vLLM's last lines, then the
+        # cause and the fix, then the step fails with them in one line
+        assert "the GPU ran out of memory" in failed[0]
+        assert "vllm-llama.vllm.gpuMemoryUtilization" in failed[0]
+        in_order(lab.output, ["    | ", "crashloop: the GPU ran out of memory", "    fix: ", failed[0]])
     state = json.loads(settings.state_file.read_text())["steps"] if settings.state_file.is_file() else {}
     assert set(state) == set(STEPS[: number - 1]), "only the steps before the failure are recorded done"
     calls = (lab.cluster.calls, list(lab.images), list(lab.helm.calls))
@@ -171,6 +206,9 @@ def test_a_failure_at_each_step_stops_there_says_why_and_the_next_run_resumes_th
         assert any(
             line.startswith(f"[{STEPS.index(earlier) + 1}/9] {earlier}: unchanged") for line in lines
         ), lines
+    if step == "wait":  # the resumed run waits again, from the start of the new pod's start-up
+        in_order(lines, ["[7/9] platform: unchanged", "[8/9] wait: done"])
+        in_order(lab.output, ["[7/9] platform: unchanged", *COLD_START, "[8/9] wait: done"])
     # nothing before the failed step ran again
     if number > STEPS.index("cluster") + 1:
         assert lab.cluster.calls == calls[0]
