@@ -39,7 +39,7 @@ COLD_START = [
     "loading: loading weights: weights loaded: 6.02 GiB in 29.61 s",
     "loading: compiling (torch.compile): took 50.96 s",
     "loading: capturing CUDA graphs: captured in 13 s (0.41 GiB)",
-    "ready: vLLM is ready after 7m00s (pod llama-vllm-6c9f8d7b5d-x7k2p)",
+    "ready: vLLM is ready after 7m00s (pod llama-vllm-llama-6c9f8d7b5d-x7k2p)",
 ]
 
 
