@@ -129,7 +129,8 @@ def test_the_chart_and_the_bootstrap_agree_on_every_gpu_node_fact() -> None:
     assert Path(env["NODE_BOOTSTRAP_VLLM_CACHE_DIR"]).parent == Path(env["NODE_BOOTSTRAP_MODEL_CACHE_DIR"])
     assert env["NODE_BOOTSTRAP_GPU_LABEL"] == "=".join(bootstrap_side.label)
     key, effect = bootstrap_side.taint
-    assert env["NODE_BOOTSTRAP_GPU_TAINT"].startswith(f"{key}=") and env["NODE_BOOTSTRAP_GPU_TAINT"].endswith(f":{effect}")
+    taint = env["NODE_BOOTSTRAP_GPU_TAINT"]
+    assert taint.startswith(f"{key}=") and taint.endswith(f":{effect}")
 
 
 def test_the_comparison_fails_when_one_side_states_a_fact_of_its_own() -> None:

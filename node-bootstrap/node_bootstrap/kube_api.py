@@ -54,7 +54,15 @@ class KubeAPI:
     def from_kubeconfig(cls, path: Path) -> KubeAPI:
         if not path.is_file():
             raise KubeError(f"{path} does not exist. Fix: make kubeconfig (or make cluster first)")
-        server, tls = _ssl_context(yaml.safe_load(path.read_text()))
+        try:
+            server, tls = _ssl_context(yaml.safe_load(path.read_text()))
+        except KubeError:
+            raise
+        except (yaml.YAMLError, KeyError, StopIteration, TypeError, ValueError, OSError) as error:
+            # A truncated, hand-edited or foreign file (ssl.SSLError is an OSError, bad base64 a ValueError).
+            problem = f"{type(error).__name__}: {error}"
+            fix = "Fix: make kubeconfig"
+            raise KubeError(f"{path} is not a kubeconfig this can use ({problem}). {fix}") from error
         return cls(server, tls)
 
     def close(self) -> None:

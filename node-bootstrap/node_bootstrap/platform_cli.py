@@ -80,8 +80,9 @@ def uninstall_releases(
     if not kubeconfig.is_file():
         say(f"no {kubeconfig}: no Helm release to remove first")
         return []
-    client = kube()
+    client = None
     try:
+        client = kube()
         client.version()
     except KubeError as error:
         say(
@@ -92,7 +93,8 @@ def uninstall_releases(
         )
         return []
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     removed = []
     helm = releases()
     for name, ns in releases_to_remove(namespace, release):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.fixtures.kube_api_double import KubeApiDouble
 
@@ -165,6 +167,20 @@ def test_destroy_says_why_it_cannot_remove_the_releases_of_a_cluster_that_does_n
         == []
     )  # type: ignore[arg-type,return-value]
     assert said == [f"no {tmp_path / 'missing'}: no Helm release to remove first"]
+
+    # A kubeconfig whose CA is not a certificate (hand-edited, truncated, a lab's placeholder): the
+    # destroy still goes on, saying why the releases stay, instead of stopping on an SSL traceback.
+    broken = tmp_path / "kubeconfig"
+    config = yaml.safe_load(api.kubeconfig.read_text())
+    not_a_certificate = base64.b64encode(b"not a certificate").decode()
+    config["clusters"][0]["cluster"]["certificate-authority-data"] = not_a_certificate
+    broken.write_text(yaml.safe_dump(config))
+    said.clear()
+    removed = uninstall_releases(
+        broken, lambda: helm, lambda: KubeAPI.from_kubeconfig(broken), "llama", "llama", said.append
+    )
+    assert removed == [] and helm.calls == []
+    assert "is not a kubeconfig this can use (SSLError" in said[0] and "Fix: make kubeconfig" in said[0], said
 
 
 @pytest.mark.unit
