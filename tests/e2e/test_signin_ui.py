@@ -10,6 +10,7 @@ Screenshots: test-artifacts/screenshots/20-signin-page.png, 21-signed-in-chat.pn
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -96,7 +97,16 @@ def test_a_session_that_ends_mid_conversation_keeps_the_answer_and_offers_sign_i
         page.wait_for(COMPOSER, timeout=30)
         page.wait_for(".account-name")
         assert page.count(".session-expired") == 0
-        texts = page.texts(".message .markdown")
-        assert any(t.strip() == reply.strip() for t in texts), "the first answer is kept"
+        # The page merges what the server did not take (kept in this browser) once it has loaded the
+        # account's conversations: wait for it rather than read the first render.
+        answers = "[...document.querySelectorAll('.message .markdown')]"
+        kept = f"{answers}.some(e => e.textContent.trim() === {json.dumps(reply.strip())})"
+        try:
+            page.wait_until(kept, timeout=30)
+        except Exception as error:  # say what the page shows and what the browser kept
+            stored = page.eval("JSON.stringify(Object.keys(localStorage))")
+            raise AssertionError(
+                f"the first answer is kept: {page.texts('.message .markdown')!r} {stored}"
+            ) from error
         assert any("And another one" in t for t in page.texts(".message.user")), "so is the refused question"
         assert len(upstream.requests) == requests_before, "nothing reached the model while signed out"

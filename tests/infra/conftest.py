@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.tier import unavailable
 
 from .sandbox import Lab, build_lab, namespaces_available
 
@@ -53,10 +54,3 @@ def cli_args(files: dict[str, Path], command: str, **overrides: Path) -> list[st
         "--reboot-wait", "1",
         command,
     ]  # fmt: skip
-
-
-def unavailable(reason: str) -> None:
-    """Skip with the reason; under CI=true a missing tool fails the run instead (never green by skipping)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and this tier cannot run: {reason}")
-    pytest.skip(reason)
