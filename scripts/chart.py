@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from node_bootstrap.helm_release import deep_merge  # Helm's `-f` merge, one copy for both
 
 REPO = Path(__file__).resolve().parent.parent
 CHARTS_DIR = REPO / "charts"
@@ -103,21 +103,6 @@ def load_values_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ChartError(f"{path}: a values file must hold a mapping at the top, not {type(data).__name__}")
     return data
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge `override` into `base` the way `helm -f base -f override` does.
-
-    Maps merge key by key; any other value (lists included) replaces. A null is kept as null: Helm
-    then drops the chart's default for that key, as `helm -f` does.
-    """
-    merged: dict[str, Any] = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def merged_values(

@@ -94,7 +94,11 @@ def deploy(
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Several `-f` files as Helm merges them: maps key by key, anything else replaced."""
+    """Merge `override` into `base` the way `helm -f base -f override` does.
+
+    Maps merge key by key; any other value (lists included) replaces. A null is kept as null: Helm
+    then drops the chart's default for that key, as `helm -f` does. (scripts/chart.py uses it too.)
+    """
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
