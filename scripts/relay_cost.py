@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "CHAT_API_HOST": "127.0.0.1",
            "CHAT_API_PORT": str(args.port), "CHAT_API_UPSTREAM_URL": f"http://127.0.0.1:{source_port}",
            "CHAT_API_RATE_LIMIT_PER_MINUTE": "0", "CHAT_API_MAX_CONCURRENT_STREAMS": "512",
-           "CHAT_API_QUEUE_SIZE": "512"}  # fmt: skip
+           "CHAT_API_QUEUE_SIZE": "512",
+           # The measured requests carry no person, so no history: no database file in the cwd.
+           "CHAT_API_DATABASE_URL": ""}  # fmt: skip
     out = REPO_ROOT / "build" / "relay_cost" / f"callgrind.{os.getpid()}"
     command = [str(PYTHON), "-m", "chat_api"]
     if args.callgrind:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -441,6 +444,31 @@ async def test_replicas_starting_together_migrate_once_on_postgresql(postgres_se
     finally:
         for store in stores:
             await store.close()
+
+
+@pytest.mark.integration
+def test_processes_migrating_one_sqlite_file_together_run_one_after_the_other(tmp_path):
+    """Two local replicas (or `chat-api migrate` beside a running one) on one file: CI once saw the
+    second fail with "table conversations already exists"; the flock beside the file prevents it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_API_")}
+    env["CHAT_API_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
+    migrators = [
+        subprocess.Popen(
+            [sys.executable, "-m", "chat_api", "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [m.communicate(timeout=120)[0] for m in migrators]
+    assert [m.returncode for m in migrators] == [0] * 6, outputs
+    head = head_revision()
+    assert sorted(outputs) == sorted(
+        [f"chat-api: conversation database at revision {head} (was empty)\n"]
+        + [f"chat-api: conversation database at revision {head} (was {head})\n"] * 5
+    )
 
 
 @pytest.mark.unit

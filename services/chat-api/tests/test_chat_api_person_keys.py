@@ -140,6 +140,9 @@ def platform(tmp_path_factory) -> Iterator[tuple[RedisServer, dict[str, str], Ch
             "CHAT_API_RATE_LIMIT_PER_MINUTE": "5",
             "CHAT_API_TOKEN_BUDGET_PER_MINUTE": "250",
             "CHAT_API_REDIS_TIMEOUT_S": "1",
+            # Both replicas migrate one file at start, as two local replicas would (never the
+            # working directory's default file).
+            "CHAT_API_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'history.db'}",
         }
         first, second = ChatApi(server_env, tmp / "a.log"), ChatApi(server_env, tmp / "b.log")
         try:
