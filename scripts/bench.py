@@ -27,8 +27,14 @@ control arm and chat-api's CPU accounting are this file's in both:
 
 When it starts the stack itself, `--cpus split` (the default on two cores or more) pins chat-api
 to a core of its own and vLLM plus this client to the others: the production layout, where
-chat-api runs on the CPU worker and never takes the model server's CPU. `--cpus shared` lets all
-three compete, which on a small machine measures chat-api's CPU cost more than its latency.
+chat-api runs on the CPU worker and never takes the model server's CPU. `--cpus engine-alone` gives
+vLLM the other cores to itself and puts this client beside chat-api, for the question whether the
+client's own CPU on the engine's core moves the throughput figure. `--cpus shared` lets all three
+compete, which on a small machine measures chat-api's CPU cost more than its latency.
+
+Each arm's CPU is counted too (bench.json `checks`): vLLM's process tree and this client, per 1000
+requests, and how often the scheduler took the CPU from a vLLM thread. With vLLM CPU-bound, a
+throughput gap between arms comes with CPU spent on the engine's core; these say whose.
 
 `--control` adds a third arm that goes direct to vLLM again, in the same rotation: direct
 against direct is what the machine's noise alone does to the paired figures, so a chat-api
@@ -78,6 +84,9 @@ GPU_PROFILES: dict[str, dict[str, float | str]] = {
 }
 # The chat-api process this run started (for its CPU seconds per request), if any.
 CHAT_API_PID: list[int | None] = [None]
+# The vLLM process this run started: its tree's CPU per arm shows whether the route a request takes
+# changes what the engine spends (both share one core with this client under --cpus split).
+VLLM_PID: list[int | None] = [None]
 # Greedy decoding of the tiny test model never meets EOS on this prompt (tests/integration/chat_helpers).
 PROMPT = [{"role": "user", "content": "Tell me a long story"}]
 
@@ -377,7 +386,8 @@ def cpu_layout(mode: str) -> dict[str, frozenset[int]] | None:
     `split` models the production layout on one machine: chat-api runs on the CPU worker and
     vLLM on the GPU node, so chat-api gets a core of its own (the last one) and never takes CPU
     from the model server. vLLM and the load generator share the other cores in both arms of the
-    comparison alike. `shared` lets everything compete, which on a small machine measures how
+    comparison alike. `engine-alone` keeps vLLM alone on those cores and puts the load generator
+    on chat-api's. `shared` lets everything compete, which on a small machine measures how
     much CPU chat-api takes from a CPU-bound engine rather than what it adds to a request.
     """
     if mode == "shared" or not hasattr(os, "sched_getaffinity"):
@@ -385,11 +395,10 @@ def cpu_layout(mode: str) -> dict[str, frozenset[int]] | None:
     allowed = sorted(os.sched_getaffinity(0))
     if len(allowed) < 2:
         return None
-    return {
-        "chat-api": frozenset(allowed[-1:]),
-        "vllm": frozenset(allowed[:-1]),
-        "bench": frozenset(allowed[:-1]),
-    }
+    last, rest = frozenset(allowed[-1:]), frozenset(allowed[:-1])
+    if mode == "engine-alone":
+        return {"chat-api": last, "vllm": rest, "bench": last}
+    return {"chat-api": last, "vllm": rest, "bench": rest}
 
 
 @contextlib.contextmanager
@@ -428,7 +437,7 @@ def local_stack(
         api = start_chat_api(
             api_port, vllm_url, logs / "chat-api.log", env=chat_api_env, cpus=layout.get("chat-api")
         )
-        CHAT_API_PID[0] = api.pid
+        CHAT_API_PID[0], VLLM_PID[0] = api.pid, vllm.pid
         yield vllm_url, f"http://127.0.0.1:{api_port}", DEFAULT_SERVED_NAME
     finally:
         if api is not None:
@@ -446,6 +455,44 @@ def process_cpu_s(pid: int | None) -> float | None:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def process_tree(pid: int) -> set[int]:
+    """`pid` and every live descendant (vLLM's API server and its engine core)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent and child not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return tree
+
+
+def tree_usage(pid: int | None) -> tuple[float, int] | None:
+    """CPU seconds and involuntary context switches (times the scheduler took the CPU away, summed
+    over every thread) of `pid`'s tree."""
+    if pid is None:
+        return None
+    cpu, preempted = 0.0, 0
+    for member in process_tree(pid):
+        cpu += process_cpu_s(member) or 0.0
+        for status in Path(f"/proc/{member}/task").glob("*/status"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                for line in status.read_text().splitlines():
+                    if line.startswith("nonvoluntary_ctxt_switches:"):
+                        preempted += int(line.split()[1])
+    return cpu, preempted
+
+
+def own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def inflight(chat_api_url: str) -> float | None:
@@ -498,12 +545,17 @@ async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, mo
         await run_level(name, url, model, 2, 4, 8, args.api_key if name == "chat-api" else None)
     pairs: dict[str, dict[int, list[dict[str, float]]]] = {name: {} for name in names[1:]}
     cpu: dict[str, float] = {"cpu_s": 0.0, "requests": 0}
+    # Per arm: vLLM's and this client's CPU seconds, and the requests they served.
+    arm_cpu: dict[str, dict[str, float]] = {
+        name: {"vllm_s": 0.0, "vllm_preempted": 0, "client_s": 0.0, "requests": 0} for name in names
+    }
     for level in args.concurrency:
         rounds: dict[str, list[LevelResult]] = {name: [] for name in names}
         repeats = 1 if level >= 256 else args.repeats
         for r in range(repeats):
             for name in round_order(names, r):
                 cpu_before = process_cpu_s(CHAT_API_PID[0]) if name == "chat-api" else None
+                vllm_before, client_before = tree_usage(VLLM_PID[0]), own_cpu_s()
                 res = await measure(
                     name,
                     targets[name],
@@ -514,6 +566,12 @@ async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, mo
                     args.api_key if name == "chat-api" else None,
                 )
                 cpu_after = process_cpu_s(CHAT_API_PID[0]) if name == "chat-api" else None
+                vllm_after = tree_usage(VLLM_PID[0])
+                arm_cpu[name]["client_s"] += own_cpu_s() - client_before
+                arm_cpu[name]["requests"] += res.requests
+                if vllm_before is not None and vllm_after is not None:
+                    arm_cpu[name]["vllm_s"] += vllm_after[0] - vllm_before[0]
+                    arm_cpu[name]["vllm_preempted"] += vllm_after[1] - vllm_before[1]
                 if cpu_before is not None and cpu_after is not None:
                     cpu["cpu_s"] += cpu_after - cpu_before
                     cpu["requests"] += res.requests
@@ -531,6 +589,14 @@ async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, mo
         if level >= 256:
             await asyncio.sleep(1.0)
             checks[f"inflight_after_{level}"] = inflight(api_url)
+    for name, used in arm_cpu.items():
+        if used["requests"]:
+            per = 1000 / used["requests"]
+            checks[f"{name}_client_cpu_s_per_1000_requests"] = round(used["client_s"] * per, 2)
+            if VLLM_PID[0] is not None:
+                checks[f"{name}_vllm_cpu_s_per_1000_requests"] = round(used["vllm_s"] * per, 2)
+                preempted = used["vllm_preempted"] / used["requests"]
+                checks[f"{name}_vllm_preempted_per_request"] = round(preempted, 1)
     if cpu["requests"]:
         checks["chat_api_cpu_s_per_1000_requests"] = round(1000 * cpu["cpu_s"] / cpu["requests"], 2)
     report: dict[str, Any] = {
@@ -701,7 +767,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-key", help="bearer key for chat-api (read from BENCH_API_KEY if unset)")
     parser.add_argument(
         "--cpus",
-        choices=("split", "shared"),
+        choices=("split", "engine-alone", "shared"),
         default="split",
         help="side by side, when this tool starts the stack: split (default) gives chat-api a core of "
         "its own, as on its own node in production; shared lets vLLM, chat-api and this client compete",

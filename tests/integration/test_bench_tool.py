@@ -118,6 +118,9 @@ def test_side_by_side_with_a_control_arm_reports_direct_against_direct(vllm_serv
         [merged] = report["results"][name]
         assert (merged["requests"], merged["errors"]) == (3 * 8, 0)
     assert len(report["control_pairs"]["2"]) == len(report["pairs"]["2"]) == 3
+    # The client's CPU per arm is counted (vLLM's only when this tool started it).
+    for name in ("direct", "chat-api", "control"):
+        assert report["checks"][f"{name}_client_cpu_s_per_1000_requests"] > 0
     report["comparison"] = comparison(report)
     [row] = report["comparison"]
     lo, hi = row["control_throughput_ratio_range"]
