@@ -4,6 +4,7 @@ instructions per request under callgrind (load-independent, for a shared machine
     python -m scripts.relay_cost                      # 1000 streams of 64 tokens, 16 at a time
     python -m scripts.relay_cost --callgrind -n 100   # instructions per request (valgrind, minutes)
     python -m scripts.relay_cost --chat-api-dir DIR   # another checkout's services/chat-api (before/after)
+    python -m scripts.relay_cost --first-byte -n 500  # latency chat-api adds before the first byte, 1 stream
 
 A token source stands in for vLLM: it answers every POST like vLLM 0.32's streaming chat
 completion (chunked SSE, one HTTP chunk per token written 2 ms apart, then the usage chunk and
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -114,6 +116,37 @@ async def load(port: int, requests: int, concurrency: int, tokens: int) -> tuple
     return counts["ok"], counts["errors"]
 
 
+async def first_byte_ms(port: int, requests: int) -> list[float]:
+    """Milliseconds from sending a streamed request to its first response bytes, one at a time."""
+    messages = [{"role": "user", "content": "Tell me a long story"}]
+    body = json.dumps({"model": SERVED_NAME, "messages": messages, "stream": True, "max_tokens": 1}).encode()
+    request = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+               f"content-length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    out = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        writer.write(request)
+        try:
+            answer = bytearray(await asyncio.wait_for(reader.read(65536), 10))
+        except TimeoutError:
+            raise RuntimeError(f"port {port} did not answer request {len(out) + 1}") from None
+        out.append(1000 * (time.perf_counter() - started))
+        if not answer.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"port {port} answered {bytes(answer[:200])!r}")
+        while not answer.endswith(b"\r\n0\r\n\r\n"):
+            try:
+                data = await asyncio.wait_for(reader.read(65536), 10)
+            except TimeoutError:
+                tail = bytes(answer[-300:])
+                raise RuntimeError(f"port {port} stalled after {len(out)} answers: {tail!r}") from None
+            if not data:
+                raise ConnectionError("the connection closed mid-answer")
+            answer += data
+    writer.close()
+    return out
+
+
 def cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -134,6 +167,21 @@ def wait_healthy(port: int, timeout_s: float, process: subprocess.Popen[bytes]) 
     raise SystemExit(f"chat-api did not answer /healthz on :{port} within {timeout_s:g} s")
 
 
+def report_first_byte(api_port: int, source_port: int, requests: int) -> int:
+    """Blocks of 50 alternate between the arms, so drift hits both; medians of all samples."""
+    samples: dict[str, list[float]] = {"direct": [], "chat-api": []}
+    for block in range(max(1, requests // 50)):
+        order = [("direct", source_port), ("chat-api", api_port)]
+        for name, port in order if block % 2 == 0 else order[::-1]:
+            samples[name] += asyncio.run(first_byte_ms(port, 50))
+    direct, through = (statistics.median(samples[k]) for k in ("direct", "chat-api"))
+    print(
+        f"first byte, 1 stream, {len(samples['direct'])} requests per arm: direct {direct:.2f} ms, "
+        f"through chat-api {through:.2f} ms (median): chat-api adds {through - direct:.2f} ms"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--requests", type=int, default=1000)
@@ -142,11 +190,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=26000, help="chat-api's port; the token source uses +1")
     parser.add_argument("--chat-api-dir", type=Path, default=REPO_ROOT / "services" / "chat-api")
     parser.add_argument("--callgrind", action="store_true", help="count instructions (valgrind) instead")
+    parser.add_argument(
+        "--first-byte",
+        action="store_true",
+        help="instead: the time to the first response byte, direct to the token source and through "
+        "chat-api, one request at a time in alternating blocks (what chat-api adds to TTFT without "
+        "vLLM's noise)",
+    )
     parser.add_argument("--serve-tokens", type=int, help=argparse.SUPPRESS)  # the token source's own process
     args = parser.parse_args(argv)
     if args.serve_tokens:
         asyncio.run(token_source(args.serve_tokens, args.tokens, 0.002))
         return 0
+    if args.first_byte:
+        args.tokens = 1  # only the first bytes count; short answers keep a run under a minute
     source_port = args.port + 1
     source = subprocess.Popen([sys.executable, "-m", "scripts.relay_cost", "--serve-tokens", str(source_port),
                                "--tokens", str(args.tokens)], cwd=REPO_ROOT)  # fmt: skip
@@ -179,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(load(args.port, 20, min(args.concurrency, 20), args.tokens))  # warm-up: pool, caches
         if args.callgrind:
             subprocess.run(["callgrind_control", "-i", "on", str(api.pid)], check=True, capture_output=True)
+        if args.first_byte:
+            return report_first_byte(args.port, source_port, args.requests)
         before, started = cpu_s(api.pid), time.perf_counter()
         ok, errors = asyncio.run(load(args.port, args.requests, args.concurrency, args.tokens))
         used, wall = cpu_s(api.pid) - before, time.perf_counter() - started
