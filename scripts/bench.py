@@ -770,7 +770,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("split", "engine-alone", "shared"),
         default="split",
         help="side by side, when this tool starts the stack: split (default) gives chat-api a core of "
-        "its own, as on its own node in production; shared lets vLLM, chat-api and this client compete",
+        "its own, as on its own node in production; engine-alone also gives vLLM its cores to itself and "
+        "puts this client beside chat-api; shared lets vLLM, chat-api and this client compete",
     )
     parser.add_argument(
         "--control",

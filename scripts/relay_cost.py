@@ -88,14 +88,19 @@ async def token_source(port: int, tokens: int, gap_s: float) -> None:
     await server.serve_forever()
 
 
-async def load(port: int, requests: int, concurrency: int, tokens: int) -> tuple[int, int]:
-    """`requests` streamed /v1 chat completions over `concurrency` keep-alive connections: (ok, errors)."""
+def streamed_request(max_tokens: int) -> bytes:
+    """One streamed /v1 chat completion as raw HTTP/1.1, ready to write to a keep-alive connection."""
     messages = [{"role": "user", "content": "Tell me a long story"}]
     body = json.dumps(
-        {"model": SERVED_NAME, "messages": messages, "stream": True, "max_tokens": tokens}
+        {"model": SERVED_NAME, "messages": messages, "stream": True, "max_tokens": max_tokens}
     ).encode()
-    request = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-               f"content-length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+    return (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+
+
+async def load(port: int, requests: int, concurrency: int, tokens: int) -> tuple[int, int]:
+    """`requests` streamed /v1 chat completions over `concurrency` keep-alive connections: (ok, errors)."""
+    request = streamed_request(tokens)
     left, counts = [requests], {"ok": 0, "errors": 0}
 
     async def user() -> None:
@@ -118,10 +123,7 @@ async def load(port: int, requests: int, concurrency: int, tokens: int) -> tuple
 
 async def first_byte_ms(port: int, requests: int) -> list[float]:
     """Milliseconds from sending a streamed request to its first response bytes, one at a time."""
-    messages = [{"role": "user", "content": "Tell me a long story"}]
-    body = json.dumps({"model": SERVED_NAME, "messages": messages, "stream": True, "max_tokens": 1}).encode()
-    request = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-               f"content-length: {len(body)}\r\n\r\n").encode() + body  # fmt: skip
+    request = streamed_request(1)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     out = []
     for _ in range(requests):
