@@ -6,6 +6,7 @@ open streams get up to CHAT_API_DRAIN_TIMEOUT_S to finish, then the process exit
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -44,8 +45,20 @@ def main() -> int:
     except KeyStoreError as exc:
         print(f"chat-api: {exc}", file=sys.stderr)
         return 2
+    freeze_startup_heap()
     DrainingServer(server_config(app, settings), app).run()
     return 0
+
+
+def freeze_startup_heap() -> None:
+    """Move everything built at startup (modules, the app, its routes and schemas: some 160,000
+    objects) out of the garbage collector's sight, as vLLM's API server does after its start
+    (vLLM 0.32, vllm/utils/gc_utils.py `freeze_gc_heap`). Each full collection otherwise walks
+    all of it: about 125 ms with every stream on this process stalled, every ~1,500 requests, and
+    about 80 us of collector time per request. Frozen objects are never freed, which is right
+    for what lives as long as the process. (python -m scripts.relay_cost measures the effect.)"""
+    gc.collect()
+    gc.freeze()
 
 
 def server_config(app: object, settings: Settings, **overrides: object) -> uvicorn.Config:

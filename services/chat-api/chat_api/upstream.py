@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from chat_api.config import Settings
 from chat_api.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable, upstream_http_error
@@ -53,13 +54,14 @@ def make_client(settings: Settings) -> aiohttp.ClientSession:
         # before vLLM does, not while a request is being written to it.
         keepalive_timeout=4.0,
     )
-    # sock_read bounds each socket read; the StreamGuard enforces first-token, idle and total
-    # precisely, so this is only a backstop. `connect` covers waiting for a pooled connection.
+    # No read timeout here: every chat read runs under a StreamGuard (first-token, idle and total
+    # timeouts, one timer per stream), and the small GETs pass a total. aiohttp's sock_read would
+    # re-arm a timer on every chunk of every stream for nothing. `connect` covers waiting for a
+    # pooled connection.
     timeout = aiohttp.ClientTimeout(
         total=None,
         connect=settings.queue_timeout_s + settings.connect_timeout_s,
         sock_connect=settings.connect_timeout_s,
-        sock_read=max(settings.first_token_timeout_s, settings.idle_timeout_s) + 5,
     )
     return aiohttp.ClientSession(
         connector=connector,
@@ -108,6 +110,8 @@ class Upstream:
         self.client = client
         self.metrics = metrics
         self.base_url = settings.upstream_url.rstrip("/")
+        # Parsed once: aiohttp takes a URL object as it is, where a string is parsed per request.
+        self.chat_url = URL(self.base_url + CHAT_PATH)
         self.pods = pods  # the vLLM pods' stage from the Kubernetes API (in a cluster), else None
         self.started = time.monotonic()
         # vLLM answered (any HTTP status) at least once since chat-api started: silence now means down.
@@ -139,7 +143,7 @@ class Upstream:
         attempt = 0
         while True:
             try:
-                response = await self.client.post(self.base_url + CHAT_PATH, data=body, headers=headers)
+                response = await self.client.post(self.chat_url, data=body, headers=headers)
             except RETRY_ERRORS as exc:
                 if attempt < self.settings.retries:
                     await asyncio.sleep(self._backoff(attempt))
