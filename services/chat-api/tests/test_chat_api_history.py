@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +22,7 @@ from chat_api.app import create_app
 from chat_api.config import Settings
 from chat_api.history.migrate import head_revision, migrate
 from chat_api.history.store import Limits, Store
+from child_env import chat_api_env
 from sessions import signed_in, signin_settings
 from sqlalchemy import inspect, text
 
@@ -450,8 +450,7 @@ async def test_replicas_starting_together_migrate_once_on_postgresql(postgres_se
 def test_processes_migrating_one_sqlite_file_together_run_one_after_the_other(tmp_path):
     """Two local replicas (or `chat-api migrate` beside a running one) on one file: CI once saw the
     second fail with "table conversations already exists"; the flock beside the file prevents it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_API_")}
-    env["CHAT_API_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
+    env = chat_api_env(CHAT_API_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'history.db'}")
     migrators = [
         subprocess.Popen(
             [sys.executable, "-m", "chat_api", "migrate"],

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from child_env import chat_api_env
 from crafted_upstream import SSE_HEAD, CraftedUpstream, Stack, chat_body, chunk, delta, event, raw
 
 from tests.fixtures.redis_server import RedisServer, free_port, redis_server
@@ -60,9 +60,7 @@ class Upstream:
 
 
 def base_env(redis_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_API_")}
-    env.update(CHAT_API_REDIS_URL=redis_url, CHAT_API_REDIS_TIMEOUT_S="1")
-    return env
+    return chat_api_env(CHAT_API_REDIS_URL=redis_url, CHAT_API_REDIS_TIMEOUT_S="1")
 
 
 class ChatApi:

@@ -5,11 +5,11 @@ stream stalled. Run in a child process: freezing the test process would leak wha
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from child_env import chat_api_env
 
 pytestmark = pytest.mark.unit
 
@@ -23,8 +23,7 @@ sys.exit(server.main())
 
 
 def test_the_startup_heap_is_frozen_before_serving() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_API_")}
-    env["CHAT_API_DATABASE_URL"] = ""
+    env = chat_api_env(CHAT_API_DATABASE_URL="")
     done = subprocess.run(
         [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=120, check=False
     )

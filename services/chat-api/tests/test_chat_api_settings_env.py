@@ -3,12 +3,12 @@ chart sets and the ones Kubernetes adds itself (service links) are not."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 from chat_api.config import Settings, unknown_settings
+from child_env import chat_api_env
 
 pytestmark = pytest.mark.unit
 
@@ -38,8 +38,7 @@ def test_every_setting_and_kubernetes_service_links_pass() -> None:
 
 @pytest.mark.parametrize("argv", [[], ["migrate"]], ids=["serve", "operator-command"])
 def test_python_m_chat_api_refuses_to_start_with_a_typo(argv: list[str]) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_API_")}
-    env["CHAT_API_MAX_BODY_BYTE"] = "2048"
+    env = chat_api_env(CHAT_API_MAX_BODY_BYTE="2048")
     done = subprocess.run(
         [sys.executable, "-m", "chat_api", *argv], env=env, capture_output=True, text=True, timeout=60
     )
