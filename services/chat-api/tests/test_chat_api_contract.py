@@ -10,6 +10,9 @@ from chat_api.app import create_app
 from chat_api.config import Settings
 from chat_api.contract import build_contract, upstream_body
 from chat_api.errors import InvalidRequest, ModelNotAllowed
+from chat_api.routes.common import RequestRoute
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 
 pytestmark = pytest.mark.unit
 
@@ -132,3 +135,21 @@ def test_the_readme_lists_every_setting():
     readme = (Path(__file__).parents[3] / "docs" / "chat-api.md").read_text()
     missing = [name for name in Settings.model_fields if f"`CHAT_API_{name.upper()}`" not in readme]
     assert not missing, f"docs/chat-api.md does not list {missing}"
+
+
+def test_a_request_route_refuses_an_endpoint_whose_parameters_nothing_would_resolve():
+    """The chat routes skip FastAPI's per-request handler (routes.common.RequestRoute): an endpoint
+    that needs it (a parameter, a dependency) is refused when the route is built, not ignored."""
+
+    async def takes_a_query(request: Request, limit: int = 3) -> JSONResponse:
+        return JSONResponse({})
+
+    async def takes_the_request(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    router = APIRouter(route_class=RequestRoute)
+    with pytest.raises(TypeError, match="takes the Request and nothing else"):
+        router.post("/query")(takes_a_query)
+    with pytest.raises(TypeError, match="no dependencies"):
+        router.post("/depends", dependencies=[Depends(lambda: None)])(takes_the_request)
+    router.post("/plain")(takes_the_request)  # the shape the chat routes have

@@ -11,12 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from chat_api.contract import upstream_body
-from chat_api.routes.common import admit_tokens, identify, info_of, read_json_body, services_of
+from chat_api.routes.common import RequestRoute, admit_tokens, identify, info_of, read_json_body, services_of
 from chat_api.routes.openai import BODY_FROM_CONTRACT, ERROR_RESPONSES
 from chat_api.session import SessionResponse, UiEvents
 from chat_api.upstream import dumps
 
-router = APIRouter()
+router = APIRouter(route_class=RequestRoute)
 SSE_ROUTE = "/api/chat"
 
 

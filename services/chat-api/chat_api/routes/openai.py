@@ -8,11 +8,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from chat_api.contract import upstream_body
-from chat_api.routes.common import admit_tokens, identify, info_of, read_json_body, services_of
+from chat_api.routes.common import RequestRoute, admit_tokens, identify, info_of, read_json_body, services_of
 from chat_api.session import Buffered, Passthrough, SessionResponse
 from chat_api.upstream import dumps
 
-router = APIRouter()
+router = APIRouter(route_class=RequestRoute)
 CHAT_ROUTE = "/v1/chat/completions"
 
 ERROR_SCHEMA = {
