@@ -79,8 +79,8 @@ template: deps ## Print the rendered manifests: make template VALUES=values/aws-
 images: deps ## Build chat-api + chat-ui (IMAGES="chat-api chat-ui vllm-llama") with docker/podman/buildah and push to REGISTRY=host[/path] (default: the ECR registry of make cluster)
 	@$(PY) -m scripts.images --registry "$(REGISTRY)" $(if $(IMAGES),--images $(IMAGES)) $(if $(NO_PUSH),--no-push)
 
-bench: deps-local ## vLLM direct vs through chat-api, plus direct again as the noise control (build/bench; BENCH_ARGS=...)
-	$(PY) -m scripts.bench --side-by-side --control --out build/bench $(BENCH_ARGS)
+bench: deps-local ## vLLM direct vs through chat-api, with direct again (noise) and through nginx on chat-api's core (the hop) as controls (build/bench; BENCH_ARGS=...)
+	$(PY) -m scripts.bench --side-by-side --control --hop-control --out build/bench $(BENCH_ARGS)
 
 ##@ AWS cluster
 platform: deps ## Everything on AWS in one resumable command: preflight, cost, cluster, images, secrets, monitoring, release, live wait, a first answer, the URLs (HF_TOKEN_FILE, SIGNIN_VALUES, MONITORING=0, AUTO_APPROVE=1)

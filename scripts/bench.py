@@ -40,6 +40,12 @@ throughput gap between arms comes with CPU spent on the engine's core; these say
 against direct is what the machine's noise alone does to the paired figures, so a chat-api
 figure inside that spread is not a cost this run could see.
 
+`--hop-control` adds an arm through nginx, pinned where chat-api runs and passing bytes to vLLM
+unbuffered: what one proxy hop on that core costs on this machine, whatever the proxy does. On
+a virtual machine an idle core takes a fraction of a millisecond or more to wake (the hypervisor
+schedules it), and at one stream each request wakes the proxy's core twice before its first
+token; the hop arm measures that floor, so chat-api's own cost is its figure less the hop's.
+
 Writes <out>/bench.json and <out>/bench.png (matplotlib).
 """
 
@@ -445,6 +451,63 @@ def local_stack(
         vllm.stop()
 
 
+HOP_CONF = """\
+master_process off;
+daemon off;
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {run}/client_temp;
+    proxy_temp_path {run}/proxy_temp;
+    fastcgi_temp_path {run}/fastcgi_temp;
+    uwsgi_temp_path {run}/uwsgi_temp;
+    scgi_temp_path {run}/scgi_temp;
+    upstream vllm {{ server {upstream}; keepalive 128; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://vllm;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+            proxy_read_timeout 600s;
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def nginx_hop(upstream_url: str, out: Path, cpus: frozenset[int] | None = None) -> Iterator[str]:
+    """nginx passing every request to `upstream_url` unbuffered, on `cpus` (the `--hop-control`
+    arm): its base URL. One process, keep-alive to the upstream, no logging per request."""
+    from urllib.parse import urlsplit
+
+    from scripts.local_run.process import ManagedProcess, free_port, http_ok
+    from scripts.local_run.ui_nginx import nginx_binary
+
+    run_dir, port = (out / "hop-nginx").resolve(), free_port()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    conf = run_dir / "nginx.conf"
+    conf.write_text(HOP_CONF.format(run=run_dir, upstream=urlsplit(upstream_url).netloc, port=port))
+    hop = ManagedProcess(
+        name="nginx hop",
+        argv=[nginx_binary(), "-c", str(conf), "-p", str(run_dir)],
+        log_path=run_dir / "nginx.log",
+        cpus=cpus,
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        hop.wait_ready(http_ok(f"{url}/health"), timeout=30, interval=0.2)
+        yield url
+    finally:
+        hop.stop()
+
+
 def process_cpu_s(pid: int | None) -> float | None:
     """User+system CPU seconds of `pid` and its threads (Linux /proc), or None when unknown."""
     if pid is None:
@@ -532,11 +595,15 @@ def round_order(names: list[str], r: int) -> list[str]:
     return names[k:] + names[:k]
 
 
-async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, model: str) -> dict[str, Any]:
+async def side_by_side(
+    args: argparse.Namespace, vllm_url: str, api_url: str, model: str, hop_url: str | None = None
+) -> dict[str, Any]:
     measure = run_level_vllm_bench if args.driver == "vllm-bench" else run_level
     targets = {"direct": vllm_url, "chat-api": api_url}
     if args.control:
         targets["control"] = vllm_url
+    if hop_url:
+        targets["nginx-hop"] = hop_url
     names = list(targets)
     results: dict[str, list[LevelResult]] = {name: [] for name in names}
     checks: dict[str, Any] = {}
@@ -607,6 +674,8 @@ async def side_by_side(args: argparse.Namespace, vllm_url: str, api_url: str, mo
     }
     if "control" in pairs:
         report["control_pairs"] = {str(k): v for k, v in pairs["control"].items()}
+    if "nginx-hop" in pairs:
+        report["hop_pairs"] = {str(k): v for k, v in pairs["nginx-hop"].items()}
     return report
 
 
@@ -653,6 +722,8 @@ def comparison(report: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if "control_pairs" in report:
             row.update(paired_summary(report["control_pairs"].get(level, []), "control"))
+        if "hop_pairs" in report:
+            row.update(paired_summary(report["hop_pairs"].get(level, []), "hop"))
         rows.append(row)
     return rows
 
@@ -695,6 +766,8 @@ def print_table(report: dict[str, Any]) -> None:
             print(_paired_line(c, "paired", "chat-api"))
             if c.get("control_ttft_p50_ratio_median") is not None:
                 print(_paired_line(c, "control", "direct (control)"))
+            if c.get("hop_ttft_p50_ratio_median") is not None:
+                print(_paired_line(c, "hop", "nginx hop"))
         print("\nchat-api vs direct (medians over interleaved rounds)")
         print(
             f"{'conc':>5} {'TTFT p50 direct':>16} {'chat-api':>9} {'ratio':>6} {'delta ms':>9} "
@@ -780,6 +853,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "paired figures (50%% more run time)",
     )
     parser.add_argument(
+        "--hop-control",
+        action="store_true",
+        help="side by side: an arm through nginx pinned where chat-api runs, passing bytes to vLLM: "
+        "what one proxy hop on that core costs here, whatever the proxy does",
+    )
+    parser.add_argument(
         "--driver",
         choices=("builtin", "vllm-bench"),
         default="builtin",
@@ -811,6 +890,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "per_stream": args.per_stream,
         "concurrency": args.concurrency,
         "control": args.control,
+        "hop_control": args.hop_control,
         "driver": args.driver if args.side_by_side else "builtin",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -825,15 +905,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         if args.vllm_url and args.chat_api_url:
             meta["cpus"] = "as given (running endpoints)"
-            report = await side_by_side(args, args.vllm_url, args.chat_api_url, args.model)
+            with contextlib.ExitStack() as stack:
+                hop = stack.enter_context(nginx_hop(args.vllm_url, args.out)) if args.hop_control else None
+                report = await side_by_side(args, args.vllm_url, args.chat_api_url, args.model, hop)
         else:
             layout = cpu_layout(args.cpus)
             meta["cpus"] = {k: sorted(v) for k, v in layout.items()} if layout else "shared"
             print(f"CPU layout: {meta['cpus']}", flush=True)
-            with local_stack(env, args.out, layout) as (vllm_url, api_url, model):
+            with (
+                local_stack(env, args.out, layout) as (vllm_url, api_url, model),
+                contextlib.ExitStack() as stack,
+            ):
+                hop = None
+                if args.hop_control:
+                    cpus = layout["chat-api"] if layout else None
+                    hop = stack.enter_context(nginx_hop(vllm_url, args.out, cpus))
                 if layout:
                     os.sched_setaffinity(0, layout["bench"])
-                report = await side_by_side(args, vllm_url, api_url, model)
+                report = await side_by_side(args, vllm_url, api_url, model, hop)
         report["comparison"] = comparison(report)
     else:
         rows = []

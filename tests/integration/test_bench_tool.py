@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+import httpx
 import pytest
 
 from scripts.bench import (
     LevelResult,
     comparison,
     level_from_vllm_bench,
+    nginx_hop,
     paired,
     parse_args,
     print_table,
@@ -20,6 +22,7 @@ from scripts.bench import (
     side_by_side,
     vllm_bench_command,
 )
+from tests.fixtures.ui_nginx import skip_without_nginx
 
 
 def level(tokens_per_s: float, ttft_p50_ms: float) -> LevelResult:
@@ -127,3 +130,34 @@ def test_side_by_side_with_a_control_arm_reports_direct_against_direct(vllm_serv
     assert 0 < lo <= row["control_throughput_ratio_median"] <= hi
     print_table(report)
     assert "direct (control)" in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_the_hop_arm_passes_streams_through_nginx_and_is_paired_against_direct(
+    vllm_server, chat_api, tmp_path, capsys
+) -> None:
+    """`--hop-control`: real nginx between the client and vLLM, its figures paired round by round
+    like chat-api's, and gone when the run ends."""
+    skip_without_nginx()
+    args = argparse.Namespace(
+        concurrency=[1], repeats=2, per_stream=2, max_tokens=4, api_key=None, control=False, driver="builtin"
+    )
+    with nginx_hop(vllm_server.base_url, tmp_path) as hop:
+        report = asyncio.run(
+            side_by_side(args, vllm_server.base_url, chat_api.base_url, vllm_server.served_name, hop)
+        )
+        # Each stream comes through whole: exactly max_tokens tokens by vLLM's final usage chunk.
+        one = asyncio.run(run_level("nginx-hop", hop, vllm_server.served_name, 2, 4, 8, None))
+    assert (one.requests, one.errors) == (4, 0), one.error_examples
+    assert one.tokens_per_s == pytest.approx(4 * 8 / one.wall_s, rel=0.01)
+    assert report["targets"]["nginx-hop"] == hop
+    [direct], [through_hop] = report["results"]["direct"], report["results"]["nginx-hop"]
+    assert (through_hop["requests"], through_hop["errors"]) == (direct["requests"], 0)
+    assert len(report["hop_pairs"]["1"]) == 2
+    report["comparison"] = comparison(report)
+    [row] = report["comparison"]
+    assert row["hop_ttft_p50_delta_ms_median"] is not None
+    print_table(report)
+    assert "nginx hop" in capsys.readouterr().out
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{hop}/health", timeout=2)
