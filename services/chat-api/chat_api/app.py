@@ -202,6 +202,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.services = services
+    # openai's and chat's routes are RequestRoutes (routes.common): give these two no
+    # `dependencies=`, since nothing would run them.
     app.include_router(openai.router)
     app.include_router(chat.router)
     app.include_router(keys.router)
