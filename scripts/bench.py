@@ -589,6 +589,12 @@ def paired(arm: list[LevelResult], base: list[LevelResult]) -> list[dict[str, fl
     ]
 
 
+# The control arms: (arm name, key prefix in bench.json's report and comparison rows, table label).
+# Each is paired against direct like chat-api: "control" is direct again (the noise), "nginx-hop"
+# nginx on chat-api's core (what any proxy there costs).
+CONTROL_ARMS = (("control", "control", "direct (control)"), ("nginx-hop", "hop", "nginx hop"))
+
+
 def round_order(names: list[str], r: int) -> list[str]:
     """Round r's order: rotated by one each round, so no arm always runs first or last."""
     k = r % len(names)
@@ -672,10 +678,9 @@ async def side_by_side(
         "pairs": {str(k): v for k, v in pairs["chat-api"].items()},
         "checks": checks,
     }
-    if "control" in pairs:
-        report["control_pairs"] = {str(k): v for k, v in pairs["control"].items()}
-    if "nginx-hop" in pairs:
-        report["hop_pairs"] = {str(k): v for k, v in pairs["nginx-hop"].items()}
+    for name, prefix, _ in CONTROL_ARMS:
+        if name in pairs:
+            report[f"{prefix}_pairs"] = {str(k): v for k, v in pairs[name].items()}
     return report
 
 
@@ -720,10 +725,9 @@ def comparison(report: dict[str, Any]) -> list[dict[str, Any]]:
             "errors_direct": d["errors"],
             "errors_chat_api": r["errors"],
         }
-        if "control_pairs" in report:
-            row.update(paired_summary(report["control_pairs"].get(level, []), "control"))
-        if "hop_pairs" in report:
-            row.update(paired_summary(report["hop_pairs"].get(level, []), "hop"))
+        for _, prefix, _ in CONTROL_ARMS:
+            if f"{prefix}_pairs" in report:
+                row.update(paired_summary(report[f"{prefix}_pairs"].get(level, []), prefix))
         rows.append(row)
     return rows
 
@@ -764,10 +768,9 @@ def print_table(report: dict[str, Any]) -> None:
             if c["paired_ttft_p50_ratio_median"] is None:
                 continue
             print(_paired_line(c, "paired", "chat-api"))
-            if c.get("control_ttft_p50_ratio_median") is not None:
-                print(_paired_line(c, "control", "direct (control)"))
-            if c.get("hop_ttft_p50_ratio_median") is not None:
-                print(_paired_line(c, "hop", "nginx hop"))
+            for _, prefix, label in CONTROL_ARMS:
+                if c.get(f"{prefix}_ttft_p50_ratio_median") is not None:
+                    print(_paired_line(c, prefix, label))
         print("\nchat-api vs direct (medians over interleaved rounds)")
         print(
             f"{'conc':>5} {'TTFT p50 direct':>16} {'chat-api':>9} {'ratio':>6} {'delta ms':>9} "
