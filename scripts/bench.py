@@ -569,11 +569,11 @@ def inflight(chat_api_url: str) -> float | None:
     return None
 
 
-def requests_for(concurrency: int, per_stream: int) -> int:
+def requests_for(concurrency: int, per_stream: int, minimum: int) -> int:
     # Above 64 streams one request per stream: the point there is that all complete, not more samples.
     if concurrency > 64:
         return concurrency
-    return max(concurrency * per_stream, 8)
+    return max(concurrency * per_stream, minimum)
 
 
 def paired(arm: list[LevelResult], base: list[LevelResult]) -> list[dict[str, float]]:
@@ -634,7 +634,7 @@ async def side_by_side(
                     targets[name],
                     model,
                     level,
-                    requests_for(level, args.per_stream),
+                    requests_for(level, args.per_stream, args.min_requests),
                     args.max_tokens,
                     args.api_key if name == "chat-api" else None,
                 )
@@ -837,6 +837,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="requests per stream slot per level (default 6)",
     )
     parser.add_argument(
+        "--min-requests",
+        type=int,
+        default=32,
+        # At one stream, 6 per slot is 6 requests: a TTFT p50 over 8 moved 2-3 ms from round to
+        # round on its own, as much as the cost being measured.
+        help="at least this many requests per level, arm and round (default 32)",
+    )
+    parser.add_argument(
         "--max-tokens", type=int, default=64, help="tokens generated per request (default 64)"
     )
     parser.add_argument("--repeats", type=int, default=6, help="interleaved rounds per level (default 6)")
@@ -879,6 +887,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         )
     if any(c < 1 for c in args.concurrency):
         parser.error("--concurrency values must be at least 1")
+    if args.min_requests < 1:
+        parser.error(f"--min-requests {args.min_requests}: give at least 1")
     if not args.side_by_side and not args.target:
         parser.error("give --target URL or --side-by-side")
     if args.api_key is None:
@@ -891,6 +901,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "max_tokens": args.max_tokens,
         "repeats": args.repeats,
         "per_stream": args.per_stream,
+        "min_requests": args.min_requests,
         "concurrency": args.concurrency,
         "control": args.control,
         "hop_control": args.hop_control,
@@ -936,7 +947,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     args.target,
                     args.model,
                     level,
-                    requests_for(level, args.per_stream),
+                    requests_for(level, args.per_stream, args.min_requests),
                     args.max_tokens,
                     args.api_key,
                 )

@@ -17,6 +17,7 @@ from scripts.bench import (
     paired,
     parse_args,
     print_table,
+    requests_for,
     round_order,
     run_level,
     side_by_side,
@@ -94,6 +95,17 @@ def test_the_vllm_bench_command_is_one_greedy_level_without_the_key(tmp_path) ->
     assert parse_args(["--side-by-side", "--driver", "vllm-bench"]).driver == "vllm-bench"
 
 
+@pytest.mark.unit
+def test_every_round_has_at_least_min_requests_so_a_one_stream_p50_is_not_eight_samples(capsys) -> None:
+    assert parse_args(["--side-by-side"]).min_requests == 32
+    assert requests_for(1, 6, 32) == 32  # one stream: the floor
+    assert requests_for(16, 6, 32) == 96  # 16 slots x 6
+    assert requests_for(500, 6, 32) == 500  # above 64 streams: one request each
+    with pytest.raises(SystemExit):
+        parse_args(["--side-by-side", "--min-requests", "0"])
+    assert "--min-requests 0: give at least 1" in capsys.readouterr().err
+
+
 @pytest.mark.integration
 def test_a_bench_level_through_chat_api_counts_exact_tokens_and_cancels_nothing(vllm_server, chat_api):
     cancelled_before = chat_api.metric_value("chat_api_cancellations_total")
@@ -109,7 +121,14 @@ def test_a_bench_level_through_chat_api_counts_exact_tokens_and_cancels_nothing(
 @pytest.mark.integration
 def test_side_by_side_with_a_control_arm_reports_direct_against_direct(vllm_server, chat_api, capsys) -> None:
     args = argparse.Namespace(
-        concurrency=[2], repeats=3, per_stream=1, max_tokens=4, api_key=None, control=True, driver="builtin"
+        concurrency=[2],
+        repeats=3,
+        per_stream=1,
+        min_requests=8,
+        max_tokens=4,
+        api_key=None,
+        control=True,
+        driver="builtin",
     )
     report = asyncio.run(side_by_side(args, vllm_server.base_url, chat_api.base_url, vllm_server.served_name))
     assert report["targets"] == {
@@ -140,7 +159,14 @@ def test_the_hop_arm_passes_streams_through_nginx_and_is_paired_against_direct(
     like chat-api's, and gone when the run ends."""
     skip_without_nginx()
     args = argparse.Namespace(
-        concurrency=[1], repeats=2, per_stream=2, max_tokens=4, api_key=None, control=False, driver="builtin"
+        concurrency=[1],
+        repeats=2,
+        per_stream=2,
+        min_requests=8,
+        max_tokens=4,
+        api_key=None,
+        control=False,
+        driver="builtin",
     )
     with nginx_hop(vllm_server.base_url, tmp_path) as hop:
         report = asyncio.run(
