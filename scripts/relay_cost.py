@@ -5,6 +5,8 @@ instructions per request under callgrind (load-independent, for a shared machine
     python -m scripts.relay_cost --callgrind -n 100   # instructions per request (valgrind, minutes)
     python -m scripts.relay_cost --chat-api-dir DIR   # another checkout's services/chat-api (before/after)
     python -m scripts.relay_cost --first-byte -n 500  # latency chat-api adds before the first byte, 1 stream
+    python -m scripts.relay_cost --first-token -n 500 # ... before the first token, after a 12 ms "prefill"
+                                                      # (read with httpx, as the bench's users read)
 
 A token source stands in for vLLM: it answers every POST like vLLM 0.32's streaming chat
 completion (chunked SSE, one HTTP chunk per token written 2 ms apart, then the usage chunk and
@@ -26,6 +28,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from scripts.tiny_model import SERVED_NAME
 
@@ -51,7 +55,10 @@ def completion_chunk(delta: dict[str, str]) -> dict[str, object]:
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]}  # fmt: skip
 
 
-async def token_source(port: int, tokens: int, gap_s: float) -> None:
+async def token_source(port: int, tokens: int, gap_s: float, prefill_s: float = 0.0) -> None:
+    """With `prefill_s`, the head goes out at once and the first token that much later, right
+    after the role chunk, as vLLM sends them (its head before the prefill, both chunks in the step
+    that makes the first token)."""
     head = (b"HTTP/1.1 200 OK\r\nserver: uvicorn\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
             b"transfer-encoding: chunked\r\n\r\n")  # fmt: skip
     first = chunk(sse(completion_chunk({"role": "assistant", "content": ""})))
@@ -69,7 +76,17 @@ async def token_source(port: int, tokens: int, gap_s: float) -> None:
                     (int(line.split(b":")[1]) for line in request.split(b"\r\n")
                      if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
                 await reader.readexactly(length)
-                if request.startswith(b"POST"):
+                if request.startswith(b"POST") and prefill_s:
+                    writer.write(head)
+                    await asyncio.sleep(prefill_s)
+                    writer.write(first)
+                    for i, word in enumerate(words):
+                        if i:
+                            await asyncio.sleep(gap_s)
+                        writer.write(word)
+                    writer.write(end)
+                    await writer.drain()
+                elif request.startswith(b"POST"):
                     writer.write(head + first)
                     for word in words:
                         await asyncio.sleep(gap_s)
@@ -121,6 +138,34 @@ async def load(port: int, requests: int, concurrency: int, tokens: int) -> tuple
     return counts["ok"], counts["errors"]
 
 
+FIRST_TOKEN = b'" tok0"'  # the first token's content, as JSON in its chunk
+
+
+async def first_token_ms(port: int, requests: int) -> list[float]:
+    """Milliseconds from sending a streamed request to its first token, one request at a time, read
+    by an httpx client as the bench's users (and the OpenAI SDK) read: it parses the head when the
+    head comes, so where the head comes counts too."""
+    body = streamed_request(1).partition(b"\r\n\r\n")[2]
+    headers = {"content-type": "application/json"}
+    out = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=10) as client:
+        for _ in range(requests):
+            started, answer, first = time.perf_counter(), bytearray(), None
+            async with client.stream(
+                "POST", "/v1/chat/completions", content=body, headers=headers
+            ) as response:
+                if response.status_code != 200:
+                    raise RuntimeError(f"port {port} answered {response.status_code}")
+                async for data in response.aiter_raw():
+                    answer += data
+                    if first is None and FIRST_TOKEN in answer:
+                        first = time.perf_counter()
+            if first is None:
+                raise RuntimeError(f"port {port} sent no first token: {bytes(answer[-300:])!r}")
+            out.append(1000 * (first - started))
+    return out
+
+
 async def first_byte_ms(port: int, requests: int) -> list[float]:
     """Milliseconds from sending a streamed request to its first response bytes, one at a time."""
     request = streamed_request(1)
@@ -169,17 +214,19 @@ def wait_healthy(port: int, timeout_s: float, process: subprocess.Popen[bytes]) 
     raise SystemExit(f"chat-api did not answer /healthz on :{port} within {timeout_s:g} s")
 
 
-def report_first_byte(api_port: int, source_port: int, requests: int) -> int:
+def report_first_byte(api_port: int, source_port: int, requests: int, first_token: str = "") -> int:
     """Blocks of 50 alternate between the arms, so drift hits both; medians of all samples."""
     samples: dict[str, list[float]] = {"direct": [], "chat-api": []}
     for block in range(max(1, requests // 50)):
         order = [("direct", source_port), ("chat-api", api_port)]
         for name, port in order if block % 2 == 0 else order[::-1]:
-            samples[name] += asyncio.run(first_byte_ms(port, 50))
+            measure = first_token_ms if first_token else first_byte_ms
+            samples[name] += asyncio.run(measure(port, 50))
     direct, through = (statistics.median(samples[k]) for k in ("direct", "chat-api"))
     print(
-        f"first byte, 1 stream, {len(samples['direct'])} requests per arm: direct {direct:.2f} ms, "
-        f"through chat-api {through:.2f} ms (median): chat-api adds {through - direct:.2f} ms"
+        f"{first_token or 'first byte'}, 1 stream, {len(samples['direct'])} requests per arm: direct "
+        f"{direct:.2f} ms, through chat-api {through:.2f} ms (median): "
+        f"chat-api adds {through - direct:.2f} ms"
     )
     return 0
 
@@ -199,16 +246,27 @@ def main(argv: list[str] | None = None) -> int:
         "chat-api, one request at a time in alternating blocks (what chat-api adds to TTFT without "
         "vLLM's noise)",
     )
+    parser.add_argument(
+        "--first-token",
+        action="store_true",
+        help="instead: the same for the first token, which the token source sends --prefill-ms after "
+        "its head, as vLLM does (what chat-api adds to the bench's 1-stream TTFT)",
+    )
+    parser.add_argument("--prefill-ms", type=float, default=12.0, help="with --first-token (default 12)")
     parser.add_argument("--serve-tokens", type=int, help=argparse.SUPPRESS)  # the token source's own process
     args = parser.parse_args(argv)
     if args.serve_tokens:
-        asyncio.run(token_source(args.serve_tokens, args.tokens, 0.002))
+        prefill_s = args.prefill_ms / 1000 if args.first_token else 0.0
+        asyncio.run(token_source(args.serve_tokens, args.tokens, 0.002, prefill_s))
         return 0
-    if args.first_byte:
+    if args.first_byte or args.first_token:
         args.tokens = 1  # only the first bytes count; short answers keep a run under a minute
+    if args.prefill_ms < 0:
+        parser.error(f"--prefill-ms {args.prefill_ms:g}: give 0 or more milliseconds")
     source_port = args.port + 1
+    prefill = ["--first-token", "--prefill-ms", str(args.prefill_ms)] if args.first_token else []
     source = subprocess.Popen([sys.executable, "-m", "scripts.relay_cost", "--serve-tokens", str(source_port),
-                               "--tokens", str(args.tokens)], cwd=REPO_ROOT)  # fmt: skip
+                               "--tokens", str(args.tokens), *prefill], cwd=REPO_ROOT)  # fmt: skip
     # `python -m chat_api` in --chat-api-dir imports that tree's chat_api (the working directory
     # comes first on sys.path), so another checkout's chat-api can be measured too.
     env = {**os.environ, "CHAT_API_HOST": "127.0.0.1",
@@ -240,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run(["callgrind_control", "-i", "on", str(api.pid)], check=True, capture_output=True)
         if args.first_byte:
             return report_first_byte(args.port, source_port, args.requests)
+        if args.first_token:
+            what = f"first token after a {args.prefill_ms:g} ms prefill"
+            return report_first_byte(args.port, source_port, args.requests, first_token=what)
         before, started = cpu_s(api.pid), time.perf_counter()
         ok, errors = asyncio.run(load(args.port, args.requests, args.concurrency, args.tokens))
         used, wall = cpu_s(api.pid) - before, time.perf_counter() - started

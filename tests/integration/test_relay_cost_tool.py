@@ -61,3 +61,17 @@ def test_first_byte_compares_the_token_source_direct_with_chat_api() -> None:
     # A relay cannot answer before the source it relays: through chat-api is the slower arm.
     assert 0 < direct < through
     assert added == pytest.approx(through - direct, abs=0.011)
+
+
+def test_first_token_waits_out_the_prefill_in_both_arms() -> None:
+    out = relay_cost("--first-token", "--prefill-ms", "20", "-n", "100")
+    found = re.search(
+        r"first token after a 20 ms prefill, 1 stream, 100 requests per arm: direct ([0-9.]+) ms, "
+        r"through chat-api ([0-9.]+) ms \(median\): chat-api adds (-?[0-9.]+) ms",
+        out,
+    )
+    assert found, out
+    direct, through, added = (float(x) for x in found.groups())
+    # Each arm's first token came after the token source's 20 ms, and never first through chat-api.
+    assert 20 <= direct < through
+    assert added == pytest.approx(through - direct, abs=0.011)
