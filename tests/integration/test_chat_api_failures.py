@@ -129,6 +129,8 @@ def test_a_stream_starts_when_vllm_answers_and_a_stall_before_the_first_token_en
         assert slow.closed_by_peer.wait(30), "chat-api did not close the stalled upstream request"
         api.wait_metric("chat_api_inflight_streams", lambda v: v == 0, timeout=30)
         assert api.metric_value("chat_api_upstream_errors_total", kind="timeout") == 1
+        # Under status 200, so counted where the 5xx-ratio alert adds it (rules/chat-api.yaml).
+        assert api.metric_value("chat_api_stream_errors_total", route="/v1/chat/completions") == 1
 
 
 def test_slow_upstream_mid_stream_gets_an_idle_timeout_event(chat_api_factory):

@@ -14,6 +14,8 @@ TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 UPSTREAM_ERROR_KINDS = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
 REJECTION_REASONS = ("concurrency", "rate_limit", "token_budget", "validation", "auth", "store_unavailable")
+# The streaming routes (routes.openai.CHAT_ROUTE, routes.chat.SSE_ROUTE).
+STREAM_ROUTES = ("/v1/chat/completions", "/api/chat")
 # Anything routing did not match is reported under one label, so scanners cannot explode the series.
 UNMATCHED_ROUTE = "unmatched"
 
@@ -69,7 +71,17 @@ class Metrics:
             ["route"],
             registry=r,
         )
+        # A stream's status is 200 from vLLM's head on (chat_api.session), so a failure after it
+        # is not a 5xx in chat_api_requests_total; the 5xx-ratio alert adds these.
+        self.stream_errors = Counter(
+            "chat_api_stream_errors",
+            "Streams that ended in an in-band error event after their 200 head (timeouts, vLLM failing)",
+            ["route"],
+            registry=r,
+        )
         # Pre-create the bounded label sets so dashboards see zeros instead of "No data".
+        for route in STREAM_ROUTES:
+            self.stream_errors.labels(route)
         for kind in UPSTREAM_ERROR_KINDS:
             self.upstream_errors.labels(kind)
         for reason in REJECTION_REASONS:

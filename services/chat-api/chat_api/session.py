@@ -374,6 +374,7 @@ class StreamSession:
                 )
                 return True
             if error is not None and self.encoder is not None:
+                self.services.metrics.stream_errors.labels(self.route).inc()
                 await self.send(
                     {"type": "http.response.body", "body": self.encoder.error(error), "more_body": True}
                 )
