@@ -322,8 +322,9 @@ class StreamSession:
         if encoder.streaming:
             # vLLM took the request (it answers 4xx/5xx before its own head): the client gets its
             # head now too, as vLLM's own clients do, and reads it while the model prefills rather
-            # than in front of the first token (0.6-0.7 ms of TTFT, docs/benchmarks.md). From
-            # here a failure is an in-band error event, as in vLLM's and OpenAI's streams.
+            # than in front of the first token (0.3-0.7 ms of TTFT with an httpx client,
+            # docs/benchmarks.md). From here a failure is an in-band error event, as in vLLM's and
+            # OpenAI's streams; chat_api_stream_errors_total counts it.
             await self._start()
         loop_time = asyncio.get_running_loop().time
         async for chunk in body_chunks(self.response):

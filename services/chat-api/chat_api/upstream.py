@@ -138,7 +138,8 @@ class Upstream:
         return UpstreamUnavailable("the model server is unavailable; retry later")
 
     async def open(self, body: bytes, request_id: str) -> aiohttp.ClientResponse:
-        """POST a chat completion; return the open 200 response (headers read, body not)."""
+        """POST a chat completion; return the open 200 response (headers read, body not). Its
+        failures are counted in the metrics by the StreamSession, with every other outcome."""
         headers = {**JSON_HEADERS, "x-request-id": request_id}
         attempt = 0
         while True:
@@ -149,9 +150,9 @@ class Upstream:
                     await asyncio.sleep(self._backoff(attempt))
                     attempt += 1
                     continue
-                raise self._error(self._transport_error(exc, request_id)) from None
+                raise self._transport_error(exc, request_id) from None
             except UPSTREAM_ERRORS as exc:
-                raise self._error(self._transport_error(exc, request_id)) from None
+                raise self._transport_error(exc, request_id) from None
             self.ever_reached = True
             if response.status == 200:
                 return response
@@ -174,7 +175,7 @@ class Upstream:
                         "upstream_body": error_body[:2000].decode(errors="replace"),
                     },
                 )
-            raise self._error(upstream_http_error(response.status, error_body))
+            raise upstream_http_error(response.status, error_body)
 
     async def _get(self, path: str, timeout_s: float) -> tuple[int, bytes]:
         """GET a small vLLM document: (status, at most ERROR_BODY_BYTES of its body)."""
