@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -76,20 +77,16 @@ async def token_source(port: int, tokens: int, gap_s: float, prefill_s: float = 
                     (int(line.split(b":")[1]) for line in request.split(b"\r\n")
                      if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
                 await reader.readexactly(length)
-                if request.startswith(b"POST") and prefill_s:
-                    writer.write(head)
-                    await asyncio.sleep(prefill_s)
-                    writer.write(first)
+                if request.startswith(b"POST"):
+                    if prefill_s:
+                        writer.write(head)
+                        await asyncio.sleep(prefill_s)
+                        writer.write(first)
+                    else:
+                        writer.write(head + first)
                     for i, word in enumerate(words):
-                        if i:
+                        if i or not prefill_s:  # after a prefill the first token follows the role chunk
                             await asyncio.sleep(gap_s)
-                        writer.write(word)
-                    writer.write(end)
-                    await writer.drain()
-                elif request.startswith(b"POST"):
-                    writer.write(head + first)
-                    for word in words:
-                        await asyncio.sleep(gap_s)
                         writer.write(word)
                     writer.write(end)
                     await writer.drain()
@@ -214,17 +211,22 @@ def wait_healthy(port: int, timeout_s: float, process: subprocess.Popen[bytes]) 
     raise SystemExit(f"chat-api did not answer /healthz on :{port} within {timeout_s:g} s")
 
 
-def report_first_byte(api_port: int, source_port: int, requests: int, first_token: str = "") -> int:
+def report_first_byte(
+    api_port: int,
+    source_port: int,
+    requests: int,
+    measure: Callable[[int, int], Awaitable[list[float]]] = first_byte_ms,
+    label: str = "first byte",
+) -> int:
     """Blocks of 50 alternate between the arms, so drift hits both; medians of all samples."""
     samples: dict[str, list[float]] = {"direct": [], "chat-api": []}
     for block in range(max(1, requests // 50)):
         order = [("direct", source_port), ("chat-api", api_port)]
         for name, port in order if block % 2 == 0 else order[::-1]:
-            measure = first_token_ms if first_token else first_byte_ms
             samples[name] += asyncio.run(measure(port, 50))
     direct, through = (statistics.median(samples[k]) for k in ("direct", "chat-api"))
     print(
-        f"{first_token or 'first byte'}, 1 stream, {len(samples['direct'])} requests per arm: direct "
+        f"{label}, 1 stream, {len(samples['direct'])} requests per arm: direct "
         f"{direct:.2f} ms, through chat-api {through:.2f} ms (median): "
         f"chat-api adds {through - direct:.2f} ms"
     )
@@ -299,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.first_byte:
             return report_first_byte(args.port, source_port, args.requests)
         if args.first_token:
-            what = f"first token after a {args.prefill_ms:g} ms prefill"
-            return report_first_byte(args.port, source_port, args.requests, first_token=what)
+            label = f"first token after a {args.prefill_ms:g} ms prefill"
+            return report_first_byte(args.port, source_port, args.requests, first_token_ms, label)
         before, started = cpu_s(api.pid), time.perf_counter()
         ok, errors = asyncio.run(load(args.port, args.requests, args.concurrency, args.tokens))
         used, wall = cpu_s(api.pid) - before, time.perf_counter() - started

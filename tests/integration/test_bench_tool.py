@@ -118,18 +118,14 @@ def test_a_bench_level_through_chat_api_counts_exact_tokens_and_cancels_nothing(
     assert chat_api.metric_value("chat_api_cancellations_total") == cancelled_before
 
 
+def small_run(**levels: object) -> argparse.Namespace:
+    """`side_by_side`'s arguments for a short run: 4-token answers, at least 8 requests a round."""
+    return argparse.Namespace(min_requests=8, max_tokens=4, api_key=None, driver="builtin", **levels)
+
+
 @pytest.mark.integration
 def test_side_by_side_with_a_control_arm_reports_direct_against_direct(vllm_server, chat_api, capsys) -> None:
-    args = argparse.Namespace(
-        concurrency=[2],
-        repeats=3,
-        per_stream=1,
-        min_requests=8,
-        max_tokens=4,
-        api_key=None,
-        control=True,
-        driver="builtin",
-    )
+    args = small_run(concurrency=[2], repeats=3, per_stream=1, control=True)
     report = asyncio.run(side_by_side(args, vllm_server.base_url, chat_api.base_url, vllm_server.served_name))
     assert report["targets"] == {
         "direct": vllm_server.base_url,
@@ -158,16 +154,7 @@ def test_the_hop_arm_passes_streams_through_nginx_and_is_paired_against_direct(
     """`--hop-control`: real nginx between the client and vLLM, its figures paired round by round
     like chat-api's, and gone when the run ends."""
     skip_without_nginx()
-    args = argparse.Namespace(
-        concurrency=[1],
-        repeats=2,
-        per_stream=2,
-        min_requests=8,
-        max_tokens=4,
-        api_key=None,
-        control=False,
-        driver="builtin",
-    )
+    args = small_run(concurrency=[1], repeats=2, per_stream=2, control=False)
     with nginx_hop(vllm_server.base_url, tmp_path) as hop:
         report = asyncio.run(
             side_by_side(args, vllm_server.base_url, chat_api.base_url, vllm_server.served_name, hop)

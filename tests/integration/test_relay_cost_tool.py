@@ -49,29 +49,27 @@ def test_cpu_per_request_is_counted_for_every_stream_without_errors() -> None:
     assert cpu > 0
 
 
-def test_first_byte_compares_the_token_source_direct_with_chat_api() -> None:
-    out = relay_cost("--first-byte", "-n", "100")
+def direct_and_through(out: str, label: str) -> tuple[float, float]:
+    """The two medians of a `--first-byte` / `--first-token` report line, whose difference it prints."""
     found = re.search(
-        r"100 requests per arm: direct ([0-9.]+) ms, through chat-api ([0-9.]+) ms \(median\): "
-        r"chat-api adds (-?[0-9.]+) ms",
-        out,
-    )
-    assert found, out
-    direct, through, added = (float(x) for x in found.groups())
-    # A relay cannot answer before the source it relays: through chat-api is the slower arm.
-    assert 0 < direct < through
-    assert added == pytest.approx(through - direct, abs=0.011)
-
-
-def test_first_token_waits_out_the_prefill_in_both_arms() -> None:
-    out = relay_cost("--first-token", "--prefill-ms", "20", "-n", "100")
-    found = re.search(
-        r"first token after a 20 ms prefill, 1 stream, 100 requests per arm: direct ([0-9.]+) ms, "
+        rf"{label}, 1 stream, 100 requests per arm: direct ([0-9.]+) ms, "
         r"through chat-api ([0-9.]+) ms \(median\): chat-api adds (-?[0-9.]+) ms",
         out,
     )
     assert found, out
     direct, through, added = (float(x) for x in found.groups())
+    assert added == pytest.approx(through - direct, abs=0.011)
+    return direct, through
+
+
+def test_first_byte_compares_the_token_source_direct_with_chat_api() -> None:
+    direct, through = direct_and_through(relay_cost("--first-byte", "-n", "100"), "first byte")
+    # A relay cannot answer before the source it relays: through chat-api is the slower arm.
+    assert 0 < direct < through
+
+
+def test_first_token_waits_out_the_prefill_in_both_arms() -> None:
+    out = relay_cost("--first-token", "--prefill-ms", "20", "-n", "100")
+    direct, through = direct_and_through(out, "first token after a 20 ms prefill")
     # Each arm's first token came after the token source's 20 ms, and never first through chat-api.
     assert 20 <= direct < through
-    assert added == pytest.approx(through - direct, abs=0.011)

@@ -141,7 +141,7 @@ def open_history(settings: Settings) -> Store:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    metrics = Metrics()
+    metrics = Metrics(stream_routes=(openai.CHAT_ROUTE, chat.SSE_ROUTE))
     services = build_services(settings, metrics)
 
     @asynccontextmanager

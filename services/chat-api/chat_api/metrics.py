@@ -14,8 +14,6 @@ TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 UPSTREAM_ERROR_KINDS = ("connect", "timeout", "http_4xx", "http_5xx", "protocol")
 REJECTION_REASONS = ("concurrency", "rate_limit", "token_budget", "validation", "auth", "store_unavailable")
-# The streaming routes (routes.openai.CHAT_ROUTE, routes.chat.SSE_ROUTE).
-STREAM_ROUTES = ("/v1/chat/completions", "/api/chat")
 # Anything routing did not match is reported under one label, so scanners cannot explode the series.
 UNMATCHED_ROUTE = "unmatched"
 
@@ -23,7 +21,7 @@ UNMATCHED_ROUTE = "unmatched"
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, stream_routes: tuple[str, ...] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -80,7 +78,7 @@ class Metrics:
             registry=r,
         )
         # Pre-create the bounded label sets so dashboards see zeros instead of "No data".
-        for route in STREAM_ROUTES:
+        for route in stream_routes:
             self.stream_errors.labels(route)
         for kind in UPSTREAM_ERROR_KINDS:
             self.upstream_errors.labels(kind)
